@@ -1,0 +1,154 @@
+"""Run directories: one per run, never overwritten, with the resolved config, the git
+commit and package versions saved beside the outputs.
+
+Layout: `<runs_dir>/<slug>/<config>/<method>/seed<k>-<timestamp>/`; `reproduce` writes to
+`<runs_dir>/<slug>/<config>/reproduce/<timestamp>/` where `make report` finds it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from shared import UserError
+from shared.config import dump_yaml
+
+KEY_PACKAGES = (
+    "torch", "numpy", "scipy", "diffusers", "transformers", "accelerate", "gymnasium",
+    "metaworld", "minari", "wandb", "scikit-learn", "mnist1d", "omegaconf", "safetensors",
+)
+DONE_MARKER = "DONE"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def git_commit() -> dict:
+    """The commit of the code that runs, and whether the tree had uncommitted changes."""
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+    try:
+        commit = git("rev-parse", "HEAD") or "unknown"
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        commit, dirty = "unknown", False
+    return {"commit": commit, "dirty": dirty}
+
+
+def package_versions() -> dict:
+    versions = {"python": sys.version.split()[0]}
+    for name in KEY_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _stamp() -> str:
+    return datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+
+
+def _create_unique(parent: Path, prefix: str) -> Path:
+    parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(100):
+        path = parent / f"{prefix}{_stamp()}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            time.sleep(0.001)
+    raise RuntimeError(f"could not create a fresh run directory under {parent}")
+
+
+def method_dir(runs_dir: str | Path, slug: str, config: str, method: str) -> Path:
+    return Path(runs_dir) / slug / config / method
+
+
+def new_run_dir(runs_dir: str | Path, slug: str, config: str, method: str, seed: int) -> Path:
+    return _create_unique(method_dir(runs_dir, slug, config, method), f"seed{seed}-")
+
+
+def new_reproduce_dir(runs_dir: str | Path, slug: str, config: str) -> Path:
+    return _create_unique(method_dir(runs_dir, slug, config, "reproduce"), "")
+
+
+def is_done(run_dir: Path) -> bool:
+    return (Path(run_dir) / DONE_MARKER).exists()
+
+
+def mark_done(run_dir: Path) -> None:
+    (Path(run_dir) / DONE_MARKER).write_text(datetime.now(UTC).isoformat() + "\n")
+
+
+def resolve_run_dir(
+    resume: str, runs_dir: str | Path, slug: str, config: str, method: str, seed: int
+) -> tuple[Path, bool]:
+    """(run directory, resuming?) for `resume` = "" (new), "latest" or an explicit path.
+
+    "latest" picks the newest run of the same paper, config, method and seed (a finished
+    one is reused, an unfinished one continued) and starts a new one when there is none;
+    an explicit path must exist.
+    """
+    if resume == "":
+        return new_run_dir(runs_dir, slug, config, method, seed), False
+    if resume == "latest":
+        parent = method_dir(runs_dir, slug, config, method)
+        candidates = sorted(parent.glob(f"seed{seed}-*")) if parent.exists() else []
+        if candidates:
+            return candidates[-1], True
+        return new_run_dir(runs_dir, slug, config, method, seed), False
+    path = Path(resume)
+    if not path.is_dir():
+        raise UserError(f"resume={resume}: no such run directory")
+    return path, True
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    """{"a": {"b": 1}} -> {"a.b": 1}."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def check_same_config(run_dir: Path, cfg: Any, relevant: tuple[str, ...]) -> None:
+    """Refuse to continue or reuse a run whose config differs in a `relevant` key (a key
+    or a prefix such as "train.")."""
+    saved_path = Path(run_dir) / "config.yaml"
+    if not saved_path.exists():
+        return
+    saved = _flatten(yaml.safe_load(saved_path.read_text()) or {})
+    current = _flatten(yaml.safe_load(dump_yaml(cfg)))
+    changed = sorted(k for k in set(saved) | set(current)
+                     if k.startswith(relevant) and saved.get(k) != current.get(k))
+    if changed:
+        raise UserError(f"cannot resume {run_dir}: it was run with different values of "
+                        f"{', '.join(changed)}; drop resume= to start a new run")
+
+
+def write_run_info(run_dir: Path, cfg: Any, extra: dict | None = None) -> dict:
+    """Save the resolved config and provenance (commit, versions, command) in the run dir."""
+    run_dir = Path(run_dir)
+    (run_dir / "config.yaml").write_text(dump_yaml(cfg))
+    info = {
+        "git": git_commit(),
+        "versions": package_versions(),
+        "command": " ".join(sys.argv),
+        "started": datetime.now(UTC).isoformat(),
+        **(extra or {}),
+    }
+    name = "run.json" if not (run_dir / "run.json").exists() else f"run-resumed-{_stamp()}.json"
+    (run_dir / name).write_text(json.dumps(info, indent=2) + "\n")
+    return info

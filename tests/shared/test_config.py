@@ -1,0 +1,76 @@
+from dataclasses import dataclass, field
+
+import pytest
+
+from shared import UserError
+from shared.config import Common, choice, dump_yaml, load_config
+
+
+@dataclass
+class Inner:
+    lr: float = 0.1
+    windows: list[int] = field(default_factory=lambda: [1, 2])
+    schedule: str = choice("sqrt", "sqrt", "const")
+
+
+@dataclass
+class Schema(Common):
+    inner: Inner = field(default_factory=Inner)
+    epochs: int = 3
+
+    def __post_init__(self):
+        if self.epochs < 0:
+            raise ValueError("config key 'epochs': must be ≥ 0")
+
+
+@pytest.fixture
+def config_dir(tmp_path):
+    (tmp_path / "smoke.yaml").write_text("epochs: 5\ninner:\n  lr: 0.5\n")
+    return tmp_path
+
+
+def test_yaml_and_nested_overrides_are_merged_onto_defaults(config_dir):
+    cfg = load_config(Schema, config_dir, "smoke", ["inner.windows=[3,4]", "inner.schedule=const"])
+    assert cfg.epochs == 5 and cfg.inner.lr == 0.5
+    assert cfg.inner.windows == [3, 4] and cfg.inner.schedule == "const"
+    assert cfg.seeds == [0, 1, 2]
+
+
+def test_int_override_of_a_float_field_is_converted(config_dir):
+    assert load_config(Schema, config_dir, "smoke", ["inner.lr=1"]).inner.lr == 1.0
+
+
+@pytest.mark.parametrize("override, words", [
+    (["no_such_key=1"], ["no_such_key", "unknown key"]),
+    (["inner.lrr=1"], ["inner.lrr", "closest valid keys: inner.lr"]),
+    (["epochs=abc"], ["'epochs'", "bad value"]),
+    (["inner.windows=[1,x]"], ["inner.windows", "bad value"]),
+    (["inner.schedule=cubic"], ["inner.schedule", "not one of sqrt, const"]),
+    (["precision=fp8"], ["precision", "not one of"]),
+    (["epochs=-1"], ["epochs", "≥ 0"]),
+    (["epochs"], ["must look like key=value"]),
+])
+def test_user_mistakes_raise_one_line_naming_the_key(config_dir, override, words):
+    with pytest.raises(UserError) as err:
+        load_config(Schema, config_dir, "smoke", override)
+    message = str(err.value)
+    assert "\n" not in message
+    for word in words:
+        assert word in message
+
+
+def test_unknown_config_name_lists_the_available_ones(config_dir):
+    with pytest.raises(UserError, match="choose from: smoke"):
+        load_config(Schema, config_dir, "large", [])
+
+
+def test_invalid_yaml_is_a_user_error(tmp_path):
+    (tmp_path / "bad.yaml").write_text("epochs: [1,\n")
+    with pytest.raises(UserError, match="not valid YAML"):
+        load_config(Schema, tmp_path, "bad", [])
+
+
+def test_dump_yaml_round_trips(config_dir, tmp_path):
+    cfg = load_config(Schema, config_dir, "smoke", ["inner.windows=[7]"])
+    (tmp_path / "saved.yaml").write_text(dump_yaml(cfg))
+    assert load_config(Schema, tmp_path, "saved", []) == cfg

@@ -1,0 +1,64 @@
+import json
+from dataclasses import dataclass
+
+import pytest
+
+from shared import UserError
+from shared.runs import (
+    check_same_config,
+    is_done,
+    mark_done,
+    new_reproduce_dir,
+    new_run_dir,
+    resolve_run_dir,
+    write_run_info,
+)
+
+
+@dataclass
+class Cfg:
+    lr: float = 0.1
+    resume: str = ""
+
+
+def test_run_dirs_are_unique_and_never_reused(tmp_path):
+    dirs = {new_run_dir(tmp_path, "p", "smoke", "m", 0) for _ in range(20)}
+    assert len(dirs) == 20
+    assert all(d.parent == tmp_path / "p" / "smoke" / "m" and d.name.startswith("seed0-") for d in dirs)
+    assert new_reproduce_dir(tmp_path, "p", "smoke").parent.name == "reproduce"
+
+
+def test_resume_latest_picks_the_newest_run_of_that_seed(tmp_path):
+    first = new_run_dir(tmp_path, "p", "c", "m", 1)
+    newest = new_run_dir(tmp_path, "p", "c", "m", 1)
+    new_run_dir(tmp_path, "p", "c", "m", 2)
+    assert resolve_run_dir("latest", tmp_path, "p", "c", "m", 1) == (newest, True)
+    mark_done(newest)
+    assert is_done(newest) and not is_done(first)
+    fresh, resuming = resolve_run_dir("latest", tmp_path, "p", "c", "m", 3)
+    assert not resuming and fresh.name.startswith("seed3-")
+    fresh, resuming = resolve_run_dir("", tmp_path, "p", "c", "m", 1)
+    assert not resuming and fresh not in (first, newest)
+
+
+def test_resume_from_a_missing_path_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="no such run directory"):
+        resolve_run_dir(str(tmp_path / "nope"), tmp_path, "p", "c", "m", 0)
+
+
+def test_run_info_records_config_commit_and_versions(tmp_path):
+    info = write_run_info(tmp_path, Cfg(lr=0.5), {"seed": 3})
+    assert "lr: 0.5" in (tmp_path / "config.yaml").read_text()
+    saved = json.loads((tmp_path / "run.json").read_text())
+    assert saved == info and saved["seed"] == 3
+    assert set(saved["git"]) == {"commit", "dirty"}
+    assert saved["versions"]["torch"] is not None
+    write_run_info(tmp_path, Cfg(lr=0.5))  # a resume writes a second file, keeping the first
+    assert len(list(tmp_path.glob("run-resumed-*.json"))) == 1
+
+
+def test_resuming_with_a_different_relevant_config_is_refused(tmp_path):
+    write_run_info(tmp_path, Cfg(lr=0.5))
+    check_same_config(tmp_path, Cfg(lr=0.5, resume="latest"), ("lr",))
+    with pytest.raises(UserError, match="different values of lr"):
+        check_same_config(tmp_path, Cfg(lr=0.1), ("lr",))
