@@ -1,0 +1,1 @@
+"""One subpackage per paper: `python -m papers.<slug> ...`. Papers never import each other."""

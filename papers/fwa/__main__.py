@@ -1,0 +1,53 @@
+"""python -m papers.fwa {data,train,eval,reproduce} --config {smoke,small,paper} [key=value ...]"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from papers.fwa.config import FWAConfig
+from shared.cli import Context, run_cli
+
+
+def data(cfg: FWAConfig, ctx: Context) -> None:
+    """Generate (or check) every dataset the configured experiments use."""
+    from papers.fwa import convex, stability
+    from papers.fwa.train import load_split
+
+    if "convex" in cfg.experiments:
+        for name, (X, _, f_star, _) in convex.prepare(cfg.convex).items():
+            print(f"convex/{name}: {X.shape[0]} samples, {X.shape[1]} features, F* = {f_star:.10f}")
+    if "stability" in cfg.experiments:
+        X, _, X_test, _ = stability.pool(cfg.stability)
+        print(f"stability pool: {len(X)} samples + {len(X_test)} test, {X.shape[1]} features")
+    split = load_split(cfg)
+    print(f"train/{cfg.train.dataset}: {len(split.x_train)} train, {len(split.x_test)} test, "
+          f"{split.num_classes} classes")
+
+
+def train(cfg: FWAConfig, ctx: Context) -> None:
+    from papers.fwa.train import train as train_run
+
+    result = train_run(cfg, ctx)
+    if not result["final"]:  # a non-main process under torchrun / accelerate launch
+        return
+    print(f"{result['run_dir']}: " + ", ".join(
+        f"{k}={v:.4f}" for k, v in result["final"].items() if k.endswith("/test_acc")))
+
+
+def evaluate(cfg: FWAConfig, ctx: Context) -> None:
+    from papers.fwa.eval import evaluate_run
+
+    evaluate_run(cfg, ctx)
+
+
+def reproduce(cfg: FWAConfig, ctx: Context) -> None:
+    from papers.fwa.reproduce import reproduce as run
+
+    run(cfg, ctx)
+
+
+COMMANDS = {"data": data, "train": train, "eval": evaluate, "reproduce": reproduce}
+
+if __name__ == "__main__":
+    sys.exit(run_cli("fwa", FWAConfig, COMMANDS, Path(__file__).parent))

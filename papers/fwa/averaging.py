@@ -1,0 +1,183 @@
+"""Finite weight averaging and the baselines it is compared with.
+
+FWA (brief, "Method"): the output after T SGD steps is the mean of the last k iterates,
+    w̄_T^k = (1/k) Σ_{i=T−k+1..T} w_i,      1 ≤ k ≤ T/2,
+so k = 1 is SGD's last iterate. LAWA (Kaddour 2022) is the same window over epoch-end
+checkpoints. `WindowBuffer` keeps the last `capacity` snapshots in a ring, and any window
+k ≤ capacity is read from it, so FWA-2 ... FWA-50 all come from one buffer and one
+trajectory. SWA (uniform average since the start) and EMA (an infinite geometric window)
+are `torch.optim.swa_utils.AveragedModel` baselines; neither is FWA.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+
+class WindowBuffer:
+    """Ring buffer of the last `capacity` snapshots of a list of tensors.
+
+    All tensors live in one flat (capacity, P) buffer; each slot's per-tensor views are
+    made once, so a push is one plain copy per tensor (measured faster than one `cat`
+    into the slot inside a training loop) and a window mean is one pass over k rows.
+    """
+
+    def __init__(self, capacity: int, like: Iterable[torch.Tensor]) -> None:
+        if capacity < 1:
+            raise ValueError("window capacity must be ≥ 1")
+        like = [t.detach() for t in like]
+        if len({(t.dtype, t.device) for t in like}) != 1:
+            raise ValueError("a window buffer needs tensors of one dtype and device")
+        self.capacity = capacity
+        self.shapes = [t.shape for t in like]
+        self.sizes = [t.numel() for t in like]
+        self.buffer = torch.zeros(capacity, sum(self.sizes), dtype=like[0].dtype,
+                                  device=like[0].device)
+        self.slots = [[part.view(shape) for part, shape in zip(row.split(self.sizes), self.shapes)]
+                      for row in self.buffer]
+        self.count = 0  # snapshots pushed so far
+
+    def push(self, tensors: Iterable[torch.Tensor]) -> None:
+        with torch.no_grad():
+            for dst, src in zip(self.slots[self.count % self.capacity], tensors):
+                dst.copy_(src)
+        self.count += 1
+
+    def available(self) -> int:
+        return min(self.count, self.capacity)
+
+    def indices(self, k: int) -> list[int]:
+        """Ring positions of the last k snapshots, newest first."""
+        if not 1 <= k <= self.available():
+            raise ValueError(f"window k={k} needs 1 ≤ k ≤ {self.available()} stored snapshots")
+        return [(self.count - 1 - j) % self.capacity for j in range(k)]
+
+    def mean(self, k: int) -> list[torch.Tensor]:
+        """w̄^k: the mean of the last k snapshots, split back into the tensors' shapes.
+
+        Summed one snapshot at a time, so every entry is rounded the same way wherever it
+        sits in memory (a vectorised reduction is not): models on identical data get
+        bit-identical averages.
+        """
+        idx = self.indices(k)
+        with torch.no_grad():
+            total = self.buffer[idx[0]].clone()
+            for j in idx[1:]:
+                total.add_(self.buffer[j])
+            total.div_(k)
+        return [part.view(shape) for part, shape in zip(total.split(self.sizes), self.shapes)]
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        return {"buffer": self.buffer}
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor], count: int) -> None:
+        with torch.no_grad():
+            self.buffer.copy_(tensors["buffer"])
+        self.count = count
+
+
+class Averagers:
+    """SGD's last iterate and every averaged output, tracked along one SGD trajectory.
+
+    Methods: `sgd`; `fwa<k>` (window over SGD steps); `lawa<k>` (window over epoch ends);
+    `swa` (uniform since the start, updated per step or per epoch); `ema` (per step).
+    """
+
+    def __init__(
+        self, module: nn.Module, *, step_windows: list[int] = (), epoch_windows: list[int] = (),
+        swa_every: str | None = "epoch", ema_decay: float | None = None,
+    ) -> None:
+        self.module = module
+        self.params = list(module.parameters())  # walking the module tree per step is slow
+        params = self.params
+        self.step_windows, self.epoch_windows = sorted(step_windows), sorted(epoch_windows)
+        self.steps = WindowBuffer(max(self.step_windows), params) if self.step_windows else None
+        self.epochs = WindowBuffer(max(self.epoch_windows), params) if self.epoch_windows else None
+        self.swa_every = swa_every
+        self.swa = AveragedModel(module, use_buffers=False) if swa_every else None
+        self.ema = (
+            AveragedModel(module, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=False)
+            if ema_decay is not None else None
+        )
+
+    @property
+    def methods(self) -> list[str]:
+        names = ["sgd"] + [f"fwa{k}" for k in self.step_windows]
+        names += [f"lawa{k}" for k in self.epoch_windows]
+        return names + (["swa"] if self.swa else []) + (["ema"] if self.ema else [])
+
+    def _check(self, module: nn.Module) -> None:
+        if module is not self.module:
+            raise ValueError("Averagers track the module they were built with")
+
+    def on_step(self, module: nn.Module) -> None:
+        self._check(module)
+        if self.steps is not None:
+            self.steps.push(self.params)
+        if self.swa is not None and self.swa_every == "step":
+            self.swa.update_parameters(module)
+        if self.ema is not None:
+            self.ema.update_parameters(module)
+
+    def on_epoch(self, module: nn.Module) -> None:
+        self._check(module)
+        if self.epochs is not None:
+            self.epochs.push(self.params)
+        if self.swa is not None and self.swa_every == "epoch":
+            self.swa.update_parameters(module)
+
+    def ready(self, method: str) -> bool:
+        """Whether `method` has an output yet (a window needs k snapshots; FWA needs k ≤ T/2)."""
+        if method.startswith("fwa"):
+            k = int(method[3:])
+            return self.steps.available() >= k and 2 * k <= self.steps.count
+        if method.startswith("lawa"):
+            return self.epochs.available() >= 1
+        if method == "swa":
+            return int(self.swa.n_averaged) > 0
+        if method == "ema":
+            return int(self.ema.n_averaged) > 0
+        return True
+
+    def weights(self, method: str, module: nn.Module) -> list[torch.Tensor]:
+        """The parameters `method` outputs (LAWA uses all epochs so far until it has k)."""
+        if method == "sgd":
+            return [p.detach() for p in module.parameters()]
+        if method.startswith("fwa"):
+            return self.steps.mean(int(method[3:]))
+        if method.startswith("lawa"):
+            return self.epochs.mean(min(int(method[4:]), self.epochs.available()))
+        averaged = {"swa": self.swa, "ema": self.ema}[method]
+        return [p.detach() for p in averaged.module.parameters()]
+
+    def state(self) -> tuple[dict[str, torch.Tensor], dict]:
+        tensors, counts = {}, {}
+        for name, buf in (("steps", self.steps), ("epochs", self.epochs)):
+            if buf is not None:
+                tensors.update({f"{name}.{k}": v for k, v in buf.state_tensors().items()})
+                counts[name] = buf.count
+        for name, avg in (("swa", self.swa), ("ema", self.ema)):
+            if avg is not None:
+                tensors.update({f"{name}.{k}": v for k, v in avg.state_dict().items()})
+        return tensors, counts
+
+    def load_state(self, tensors: dict[str, torch.Tensor], counts: dict) -> None:
+        for name, buf in (("steps", self.steps), ("epochs", self.epochs)):
+            if buf is not None:
+                sub = {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + ".")}
+                buf.load_state_tensors(sub, counts[name])
+        for name, avg in (("swa", self.swa), ("ema", self.ema)):
+            if avg is not None:
+                sub = {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + ".")}
+                avg.load_state_dict(sub)
+
+
+def load_weights(module: nn.Module, weights: list[torch.Tensor]) -> nn.Module:
+    with torch.no_grad():
+        for p, w in zip(module.parameters(), weights):
+            p.copy_(w)
+    return module

