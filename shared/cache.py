@@ -49,9 +49,13 @@ def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with tmp.open("wb") as fh:
         np.savez(fh, **arrays)
-    digest = file_sha256(tmp)
+    # The checksum goes in place before the data, so whoever sees the data file (another
+    # process building the same cache, say) also finds its checksum.
+    sidecar = path.with_suffix(path.suffix + ".sha256")
+    sidecar_tmp = sidecar.with_name(f".{sidecar.name}.{os.getpid()}.tmp")
+    sidecar_tmp.write_text(file_sha256(tmp) + "\n")
+    os.replace(sidecar_tmp, sidecar)
     os.replace(tmp, path)
-    path.with_suffix(path.suffix + ".sha256").write_text(digest + "\n")
 
 
 def cached_arrays(path: Path, build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
