@@ -31,6 +31,7 @@ class ConvexConfig:
     data_seed: int = 0  # seed of the synthetic dataset (fixed across SGD seeds)
     l2: float = 1e-3  # λ of the regulariser (λ/2)‖w‖²
     steps: int = 20000  # T, the longest horizon
+    eval_first: int = 10  # first horizon; a window k is evaluated from T = 2k on (k ≤ T/2)
     eval_points: int = 14  # log-spaced horizons T at which every output is evaluated
     windows: list[int] = field(default_factory=lambda: [1, 2, 5, 10, 20, 50])  # FWA window sizes k
     schedules: list[str] = field(default_factory=lambda: ["sqrt", "const", "inv"])  # α_t = c/√t, c, c/t
@@ -62,7 +63,8 @@ class StabilityConfig:
     hidden: int = 16  # MLP width for the non-convex model
     l2: float = 0.0  # λ; 0 keeps the loss Lipschitz as the stability theorems assume
     steps: int = 4000  # T
-    eval_points: int = 10  # log-spaced horizons
+    eval_first: int = 50  # first horizon; a window k is evaluated from T = 2k on (k ≤ T/2)
+    eval_points: int = 12  # log-spaced horizons
     windows: list[int] = field(default_factory=lambda: [1, 10, 100, 1000])  # FWA window sizes k
     schedules: list[str] = field(default_factory=lambda: ["const", "inv"])  # constant α and c/t
     lr: dict[str, float] = field(default_factory=lambda: {"const": 0.05, "inv": 0.5})  # c per schedule

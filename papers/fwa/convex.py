@@ -66,7 +66,7 @@ def run_dataset(cfg: ConvexConfig, seed: int, index: int, name: str, dataset: tu
 
     run_trajectory(problem, problem.init(M, None), steps=cfg.steps, c=c, power=power,
                    windows=cfg.windows,
-                   eval_at=horizons(2 * max(cfg.windows), cfg.steps, cfg.eval_points),
+                   eval_at=horizons(cfg.eval_first, cfg.steps, cfg.eval_points),
                    generator=torch_generator(seed * 7919 + index), groups=torch.arange(M),
                    on_eval=on_eval, ema_decay=cfg.ema_decay, progress=bar)
     return record

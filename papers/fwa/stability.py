@@ -92,7 +92,7 @@ def run_case(cfg: StabilityConfig, model: str, n: int, seed: int, data: tuple) -
                     gap[schedule][method] = float(g[s])
 
     run_trajectory(problem, params, steps=cfg.steps, c=c, power=power, windows=cfg.windows,
-                   eval_at=horizons(2 * max(cfg.windows), cfg.steps, cfg.eval_points),
+                   eval_at=horizons(cfg.eval_first, cfg.steps, cfg.eval_points),
                    generator=gen, groups=groups, on_eval=on_eval, swa=False)
     return {"dist": dist, "gap": gap}
 
@@ -129,5 +129,9 @@ def aggregate(cfg: StabilityConfig, per_seed: list[dict]) -> dict:
 
 
 def growth_exponent(T: list[int], dist: list[float]) -> float:
-    """Least-squares slope of log ‖w − w'‖ against log T (1 = linear growth)."""
-    return float(np.polyfit(np.log(T), np.log(np.maximum(dist, 1e-300)), 1)[0])
+    """Least-squares slope of log ‖w − w'‖ against log T (1 = linear growth), over the
+    horizons where the distance is positive (before the replaced sample is first drawn
+    the two runs coincide exactly)."""
+    T, dist = np.asarray(T, float), np.asarray(dist, float)
+    keep = dist > 0
+    return float(np.polyfit(np.log(T[keep]), np.log(dist[keep]), 1)[0])

@@ -13,3 +13,8 @@ def test_growth_exponent_recovers_a_power_law(power):
 def test_growth_exponent_ignores_scale():
     T = np.array([5, 50, 500])
     assert growth_exponent(T, T * 1e-9) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_growth_exponent_skips_horizons_before_the_runs_diverge():
+    T = [10, 20, 100, 1000]
+    assert growth_exponent(T, [0.0, 0.0, 0.5, 5.0]) == pytest.approx(1.0, abs=1e-12)
