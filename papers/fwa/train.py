@@ -216,7 +216,7 @@ def train(cfg: FWAConfig, ctx: Context, seed: int | None = None) -> dict:
                 tracker.log({"epoch": trainer.epoch, "train_loss_running": train_loss,
                              "lr": trainer.scheduler.get_last_lr()[0], **evaluation},
                             step=trainer.step)
-                bar.set_postfix(test_acc=f"{evaluation['sgd/test_acc']:.3f}")
+                bar.set_postfix(test_acc=f"{evaluation['sgd/test_acc']:.3f}", refresh=False)
                 final = evaluation if last else None
             if main and (trainer.epoch % tc.checkpoint_every == 0 or last):
                 trainer.save(run_dir)

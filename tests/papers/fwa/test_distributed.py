@@ -22,8 +22,8 @@ def _train(repo_root, runs, launcher):
 
 @pytest.mark.skipif(sys.platform != "linux", reason="gloo on loopback")
 def test_two_process_ddp_matches_one_process(repo_root, tmp_path):
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                "--master_port", "29533"]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                "--nproc_per_node", "2"]
     two = _train(repo_root, tmp_path / "two", torchrun)
     one = _train(repo_root, tmp_path / "one", [sys.executable])
     assert set(two) == set(one)
