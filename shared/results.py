@@ -137,8 +137,11 @@ def load_results(path: str | Path) -> dict:
 def line_plot(
     path: str | Path, series: dict[str, tuple], *, xlabel: str, ylabel: str, title: str = "",
     logx: bool = False, logy: bool = False, styles: dict[str, str] | None = None,
+    colors: dict[str, str] | None = None,
 ) -> Path:
-    """Plot `series[label] = (x, y)` or `(x, y, yerr)` as lines (with a ±err band) to a PNG."""
+    """Plot `series[label] = (x, y)` or `(x, y, yerr)` as lines (with a ±err band) to a PNG.
+
+    `styles` maps a label to a matplotlib format string, `colors` to a colour."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -147,7 +150,8 @@ def line_plot(
     fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=110)
     for label, data in series.items():
         x, y = np.asarray(data[0], float), np.asarray(data[1], float)
-        line, = ax.plot(x, y, (styles or {}).get(label, "-"), label=label, lw=1.6)
+        line, = ax.plot(x, y, (styles or {}).get(label, "-"), label=label, lw=1.6,
+                        color=(colors or {}).get(label))
         if len(data) > 2 and data[2] is not None:
             err = np.asarray(data[2], float)
             ax.fill_between(x, y - err, y + err, color=line.get_color(), alpha=0.15, lw=0)

@@ -14,17 +14,17 @@ def convex_plots(cfg: FWAConfig, summary: dict, out: Path) -> list[str]:
     paths = []
     for name in cfg.convex.datasets:
         entry = summary[name]["sqrt"]
-        series, styles = {}, {}
-        for k in cfg.convex.windows:
-            if k == 1:
-                continue
+        series, styles, colors = {}, {}, {}
+        for i, k in enumerate(k for k in cfg.convex.windows if k > 1):
             f = entry[f"fwa{k}"]
-            series[f"measured k={k}"] = (f["T"], f["ratio"])
-            series[f"theory k={k}"] = (f["T"], f["theory"])
-            styles[f"theory k={k}"] = ":"
-        paths.append(line_plot(out / f"convex_ratio_{name}.png", series, styles=styles, logx=True,
+            series[f"k={k}"] = (f["T"], f["ratio"])
+            series[f"k={k} theory"] = (f["T"], f["theory"])
+            styles[f"k={k} theory"] = ":"
+            colors[f"k={k}"] = colors[f"k={k} theory"] = f"C{i % 10}"
+        paths.append(line_plot(out / f"convex_ratio_{name}.png", series, styles=styles,
+                               colors=colors, logx=True,
                                xlabel="T (steps)", ylabel="FWA / SGD suboptimality",
-                               title=f"{name}, α_t = c/√t: measured vs theory"))
+                               title=f"{name}, α_t = c/√t: measured (solid), theory (dotted)"))
         series = {m: (v["T"], v["mean"], v["std"]) for m, v in entry.items()}
         paths.append(line_plot(out / f"convex_subopt_{name}.png", series, logx=True, logy=True,
                                xlabel="T (steps)", ylabel="F(w̄) − F*",
