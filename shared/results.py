@@ -150,8 +150,8 @@ def line_plot(
     fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=110)
     for label, data in series.items():
         x, y = np.asarray(data[0], float), np.asarray(data[1], float)
-        line, = ax.plot(x, y, (styles or {}).get(label, "-"), label=label, lw=1.6,
-                        color=(colors or {}).get(label))
+        color = {"color": colors[label]} if colors and label in colors else {}
+        line, = ax.plot(x, y, (styles or {}).get(label, "-"), label=label, lw=1.6, **color)
         if len(data) > 2 and data[2] is not None:
             err = np.asarray(data[2], float)
             ax.fill_between(x, y - err, y + err, color=line.get_color(), alpha=0.15, lw=0)

@@ -62,3 +62,9 @@ def test_line_plot_writes_a_png(tmp_path):
                                           "b": ([1, 2, 3], [2, 3, 4])},
                      xlabel="x", ylabel="y", logx=True, logy=True)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_line_plot_keeps_a_colour_given_in_the_format_string(tmp_path, recwarn):
+    line_plot(tmp_path / "p.png", {"ref": ([1, 2], [1, 2]), "a": ([1, 2], [2, 1])},
+              xlabel="x", ylabel="y", styles={"ref": "k--"}, colors={"a": "C3"})
+    assert not [w for w in recwarn if "redundantly defined" in str(w.message)]
