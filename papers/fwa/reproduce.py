@@ -51,20 +51,13 @@ def seeded_run(cfg: FWAConfig, ctx: Context, experiment: str, seed: int,
     return result
 
 
-def run_convex(cfg: FWAConfig, ctx: Context) -> dict:
-    datasets = convex.prepare(cfg.convex)
-    per_seed = [seeded_run(cfg, ctx, "convex", seed,
-                           lambda tr, seed=seed: convex.run_seed(cfg.convex, seed, tr, datasets))
+def run_sweep(cfg: FWAConfig, ctx: Context, experiment: str, data) -> dict:
+    """Every seed of the convex or stability sweep, aggregated over seeds."""
+    module, sub = {"convex": (convex, cfg.convex), "stability": (stability, cfg.stability)}[experiment]
+    per_seed = [seeded_run(cfg, ctx, experiment, seed,
+                           lambda tr, seed=seed: module.run_seed(sub, seed, tr, data))
                 for seed in cfg.seeds]
-    return convex.aggregate(cfg.convex, per_seed)
-
-
-def run_stability(cfg: FWAConfig, ctx: Context) -> dict:
-    data = stability.pool(cfg.stability)
-    per_seed = [seeded_run(cfg, ctx, "stability", seed,
-                           lambda tr, seed=seed: stability.run_seed(cfg.stability, seed, tr, data))
-                for seed in cfg.seeds]
-    return stability.aggregate(cfg.stability, per_seed)
+    return module.aggregate(sub, per_seed)
 
 
 def run_nonconvex(cfg: FWAConfig, ctx: Context) -> tuple[dict, dict, dict, list[int]]:
@@ -124,7 +117,7 @@ def reproduce(cfg: FWAConfig, ctx: Context) -> Path:
     all_claims, tables, plot_paths = [], [], []
     raw: dict = {}
     if "convex" in cfg.experiments:
-        summary = raw["convex"] = run_convex(cfg, ctx)
+        summary = raw["convex"] = run_sweep(cfg, ctx, "convex", convex.prepare(cfg.convex))
         all_claims += claims.convex_claims(cfg, summary)
         tables.append({"title": f"Convex: F(w̄_T) − F* at T = {cfg.convex.steps}",
                        "columns": ["dataset", "schedule", "method", "F − F*", "ratio to SGD",
@@ -132,7 +125,7 @@ def reproduce(cfg: FWAConfig, ctx: Context) -> Path:
                        "rows": convex_methods(cfg, summary, methods)})
         plot_paths += plots.convex_plots(cfg, summary, plot_dir)
     if "stability" in cfg.experiments:
-        summary = raw["stability"] = run_stability(cfg, ctx)
+        summary = raw["stability"] = run_sweep(cfg, ctx, "stability", stability.pool(cfg.stability))
         all_claims += claims.stability_claims(cfg, summary)
         tables.append({"title": f"Stability: ‖w̄_T − w̄′_T‖ at T = {cfg.stability.steps}",
                        "columns": ["model", "schedule", "n", "method", "distance",
