@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from shared.checkpoint import prefixed, unprefixed
+
 
 class WindowBuffer:
     """Ring buffer of the last `capacity` snapshots of a list of tensors.
@@ -93,10 +95,10 @@ class Averagers:
     ) -> None:
         self.module = module
         self.params = list(module.parameters())  # walking the module tree per step is slow
-        params = self.params
         self.step_windows, self.epoch_windows = sorted(step_windows), sorted(epoch_windows)
-        self.steps = WindowBuffer(max(self.step_windows), params) if self.step_windows else None
-        self.epochs = WindowBuffer(max(self.epoch_windows), params) if self.epoch_windows else None
+        self.steps = WindowBuffer(max(self.step_windows), self.params) if self.step_windows else None
+        self.epochs = (WindowBuffer(max(self.epoch_windows), self.params)
+                       if self.epoch_windows else None)
         self.swa_every = swa_every
         self.swa = AveragedModel(module, use_buffers=False) if swa_every else None
         self.ema = (
@@ -158,22 +160,20 @@ class Averagers:
         tensors, counts = {}, {}
         for name, buf in (("steps", self.steps), ("epochs", self.epochs)):
             if buf is not None:
-                tensors.update({f"{name}.{k}": v for k, v in buf.state_tensors().items()})
+                tensors.update(prefixed(name, buf.state_tensors()))
                 counts[name] = buf.count
         for name, avg in (("swa", self.swa), ("ema", self.ema)):
             if avg is not None:
-                tensors.update({f"{name}.{k}": v for k, v in avg.state_dict().items()})
+                tensors.update(prefixed(name, avg.state_dict()))
         return tensors, counts
 
     def load_state(self, tensors: dict[str, torch.Tensor], counts: dict) -> None:
         for name, buf in (("steps", self.steps), ("epochs", self.epochs)):
             if buf is not None:
-                sub = {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + ".")}
-                buf.load_state_tensors(sub, counts[name])
+                buf.load_state_tensors(unprefixed(name, tensors), counts[name])
         for name, avg in (("swa", self.swa), ("ema", self.ema)):
             if avg is not None:
-                sub = {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + ".")}
-                avg.load_state_dict(sub)
+                avg.load_state_dict(unprefixed(name, tensors))
 
 
 def load_weights(module: nn.Module, weights: list[torch.Tensor]) -> nn.Module:
