@@ -35,6 +35,15 @@ def summarize(values: Sequence[float]) -> dict:
             "values": [float(v) for v in arr]}
 
 
+def significantly_lower(a: Sequence[float], b: Sequence[float]) -> bool:
+    """Whether a < b paired over seeds: mean(a − b) + 2·SE < 0 (needs ≥ 2 seeds)."""
+    diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    if len(diff) < 2:
+        return False
+    se = diff.std(ddof=1) / np.sqrt(len(diff))
+    return bool(diff.mean() + 2 * se < 0)
+
+
 def claim(text: str, paper: str, ours: str, holds: bool | None, detail: str = "") -> dict:
     return {"claim": text, "paper": paper, "ours": ours,
             "holds": None if holds is None else bool(holds), "detail": detail}

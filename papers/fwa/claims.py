@@ -10,16 +10,7 @@ import numpy as np
 from papers.fwa.config import FWAConfig
 from papers.fwa.stability import growth_exponent
 from papers.fwa.theory import convergence_ratio, stability_factor
-from shared.results import claim
-
-
-def significantly_lower(a: list[float], b: list[float]) -> bool:
-    """Whether a < b paired over seeds: mean(a − b) + 2·SE < 0 (needs ≥ 2 seeds)."""
-    diff = np.asarray(a) - np.asarray(b)
-    if len(diff) < 2:
-        return False
-    se = diff.std(ddof=1) / np.sqrt(len(diff))
-    return bool(diff.mean() + 2 * se < 0)
+from shared.results import claim, significantly_lower
 
 
 def convex_claims(cfg: FWAConfig, summary: dict) -> list[dict]:

@@ -153,7 +153,7 @@ def harmony_gradient(task_grads: list[dict[str, torch.Tensor]]) -> dict[str, tor
 
 
 def prune_scores(g_bar: dict[str, torch.Tensor], g_i: dict[str, torch.Tensor], importance: str,
-                 params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+                 params: dict[str, torch.Tensor], weight: float = HARMONY_WEIGHT) -> dict[str, torch.Tensor]:
     """10·(ḡ⊙g_i) + I_i; I_i = g_i² (fisher, HarmoDT-F), |θ| (magnitude, -M) or 0 (none, -R).
 
     The lowest-scoring active entries are pruned: they conflict with the harmony gradient
@@ -163,7 +163,7 @@ def prune_scores(g_bar: dict[str, torch.Tensor], g_i: dict[str, torch.Tensor], i
         raise ValueError(f"importance must be one of {IMPORTANCES}, got {importance!r}")
     scores = {}
     for name in g_i:
-        score = HARMONY_WEIGHT * g_bar[name] * g_i[name]
+        score = weight * g_bar[name] * g_i[name]
         if importance == "fisher":
             score = score + g_i[name] ** 2
         elif importance == "magnitude":

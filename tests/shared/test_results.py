@@ -68,3 +68,12 @@ def test_line_plot_keeps_a_colour_given_in_the_format_string(tmp_path, recwarn):
     line_plot(tmp_path / "p.png", {"ref": ([1, 2], [1, 2]), "a": ([1, 2], [2, 1])},
               xlabel="x", ylabel="y", styles={"ref": "k--"}, colors={"a": "C3"})
     assert not [w for w in recwarn if "redundantly defined" in str(w.message)]
+
+
+def test_significantly_lower_needs_the_paired_difference_below_zero_by_two_standard_errors():
+    from shared.results import significantly_lower
+
+    assert significantly_lower([0.1, 0.2, 0.3], [0.5, 0.6, 0.7])  # diff −0.4 with SE 0
+    assert not significantly_lower([0.1, 0.9, 0.3], [0.5, 0.6, 0.7])  # mean −0.17, SE 0.28
+    assert not significantly_lower([0.1], [0.5])  # one seed proves nothing
+    assert not significantly_lower([0.5, 0.6], [0.5, 0.6])

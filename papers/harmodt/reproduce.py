@@ -1,0 +1,68 @@
+"""`reproduce`: the datasets and their report, every (method, quality, seed) run side by side
+in `parallel_runs` processes, then results.json, RESULTS.md and plots.
+
+With `resume=latest` finished runs are reused and interrupted ones continue from their
+latest checkpoint.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from pathlib import Path
+
+from papers.harmodt import report
+from papers.harmodt.config import HarmoDTConfig
+from papers.harmodt.data import _load, episodes_for, load_prompts, train_tasks, unseen_tasks
+from papers.harmodt.train import train
+from shared.cli import Context
+from shared.offline_rl import dataset_report
+from shared.results import build_results, write_results
+from shared.runs import new_reproduce_dir
+from shared.tracking import progress
+
+TITLE = "HarmoDT: Harmony Multi-Task Decision Transformer (and G-HarmoDT)"
+
+
+def prepare_data(cfg: HarmoDTConfig, out_dir: Path) -> str:
+    """Generate or verify every dataset (in parallel, cached) and write the dataset report."""
+    tasks = train_tasks(cfg)
+    reported = {q: _load(cfg, tasks, q, episodes_for(cfg, q)) for q in cfg.data.qualities}
+    reported["expert prompts"] = load_prompts(cfg, tasks + unseen_tasks(cfg))
+    return dataset_report(reported, out_dir)
+
+
+def _one_run(args: tuple) -> dict:
+    cfg, ctx, method, quality, seed = args
+    return train(cfg, ctx, method, quality, seed)
+
+
+def run_all(cfg: HarmoDTConfig, ctx: Context) -> list[dict]:
+    jobs = [(cfg, ctx, m, q, s) for q in cfg.data.qualities for m in cfg.train.methods for s in cfg.seeds]
+    bar = progress(total=len(jobs), desc="harmodt runs")
+    summaries = []
+    if cfg.parallel_runs <= 1:
+        for job in jobs:
+            summaries.append(_one_run(job))
+            bar.update(1)
+    else:
+        with mp.get_context("spawn").Pool(cfg.parallel_runs, maxtasksperchild=1) as pool:
+            for summary in pool.imap(_one_run, jobs):
+                summaries.append(summary)
+                bar.update(1)
+    bar.close()
+    return summaries
+
+
+def reproduce(cfg: HarmoDTConfig, ctx: Context) -> Path:
+    out = new_reproduce_dir(cfg.runs_dir, ctx.slug, ctx.config_name)
+    data_md = prepare_data(cfg, out)
+    summaries = run_all(cfg, ctx)
+    methods, tables = report.tables(cfg, summaries)
+    plots = report.plots(cfg, summaries, out)
+    results = build_results(
+        paper="harmodt", title=TITLE, config=ctx.config_name, seeds=cfg.seeds, methods=methods,
+        claims=report.claims(cfg, summaries), tables=tables, plots=plots,
+        notes=report.notes(cfg, summaries) + ["Datasets:\n\n" + data_md])
+    path = write_results(out, results)
+    print(f"results: {path}")
+    return out

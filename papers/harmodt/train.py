@@ -1,0 +1,250 @@
+"""One training run of one method on one dataset quality: HarmoDT-F/M/R, G-HarmoDT,
+Prompt-DT, MTDT or MTBC, with periodic Meta-World evaluation, checkpoints and resume.
+
+Every method sees the same data stream: iteration n trains on task n mod #tasks (round
+robin, as the released HarmoDT code) with `train.batch_size` segments, AdamW with linear
+warm-up and gradient clipping. The run records the success after every evaluation, so the
+final and the best evaluation are both reported (the paper reports the best).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from papers.harmodt.config import IMPORTANCE, HarmoDTConfig
+from papers.harmodt.data import MultiTaskBatches, Normaliser, TaskData, load_task_data, to_torch
+from papers.harmodt.grouping import (
+    GatingNetwork,
+    cluster_tasks,
+    gating_loss,
+    gradient_cosine_matrix,
+)
+from papers.harmodt.harmony import HarmonyMasks
+from papers.harmodt.masks import mask_overlap, maskable_names
+from papers.harmodt.model import action_loss, build_model
+from shared import UserError
+from shared.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    prefixed,
+    save_checkpoint,
+    unprefixed,
+)
+from shared.cli import Context
+from shared.config import to_dict
+from shared.device import resolve_device
+from shared.runs import check_same_config, is_done, mark_done, resolve_run_dir, write_run_info
+from shared.seeding import rng_state, seed_everything, set_rng_state, torch_generator
+from shared.tracking import Tracker, progress
+
+GATE_BATCH = 32  # gate windows per iteration, each from a random task
+
+
+def run_method(method: str, quality: str) -> str:
+    return f"{method}-{quality}"
+
+
+class Trainer:
+    """Model, optimiser, masks, gate and data stream of one run, with save/restore."""
+
+    def __init__(self, cfg: HarmoDTConfig, method: str, tasks: list[TaskData], seed: int) -> None:
+        tc, mc = cfg.train, cfg.model
+        torch.set_num_threads(tc.threads)
+        seed_everything(seed, cfg.deterministic)
+        self.cfg, self.method, self.seed, self.tasks = cfg, method, seed, tasks
+        self.device = resolve_device(cfg.device)
+        self.norm = Normaliser.fit([e for t in tasks for e in t.episodes])
+        obs_dim, act_dim = tasks[0].episodes[0].observations.shape[1], tasks[0].episodes[0].actions.shape[1]
+        self.max_ep_len = cfg.data.max_steps
+        self.batches = MultiTaskBatches(tasks, mc.context, mc.prompt_steps, self.norm,
+                                        tc.return_scale, self.max_ep_len)
+        self.model = build_model(method, mc, obs_dim, act_dim, self.max_ep_len, len(tasks)).to(self.device)
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(trainable, lr=tc.lr, weight_decay=tc.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: min(1.0, (step + 1) / tc.warmup))
+        self.rng = np.random.default_rng(seed)
+        self.harmony: HarmonyMasks | None = None
+        self.groups: list[int] | None = None
+        self.gate = self.gate_opt = None
+        if method in IMPORTANCE:
+            self.harmony = HarmonyMasks(self.model, cfg.harmo, len(tasks), list(range(len(tasks))),
+                                        IMPORTANCE[method], torch_generator(seed))
+        if method == "g-harmodt":
+            g = cfg.group
+            self.gate = GatingNetwork(obs_dim, act_dim, min(g.groups, len(tasks)), g.gate_hidden,
+                                      g.gate_context).to(self.device)
+            self.gate_opt = torch.optim.Adam(self.gate.parameters(), lr=g.gate_lr)
+        self.iteration, self.loss_sum, self.history = 0, 0.0, []
+
+    # -- one iteration -------------------------------------------------------------------
+    def loss_on(self, task: int) -> torch.Tensor:
+        batch = to_torch(self.batches.batch(task, self.cfg.train.batch_size, self.rng), self.device)
+        return action_loss(self.model(batch), batch["actions"], batch["mask"])
+
+    def dense_step(self, task: int) -> float:
+        loss = self.loss_on(task)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        return float(loss.detach())
+
+    def step(self) -> dict:
+        """Train one iteration (plus a mask update / clustering when due); returns logs."""
+        tc, it, n = self.cfg.train, self.iteration, len(self.tasks)
+        logs = {}
+        if self.method == "g-harmodt" and self.harmony is None and it >= self.cluster_iteration:
+            logs["groups"] = self.cluster()
+        if self.harmony is not None and it > 0 and it % self.cfg.harmo.mask_interval == 0:
+            logs["k"] = self.harmony.update_masks(self.loss_on, n, it / tc.iterations)
+        task = it % n
+        if self.harmony is None:
+            loss = self.dense_step(task)
+        else:
+            loss = self.harmony.inner_step(task, self.loss_on, self.optimizer, self.scheduler, tc.grad_clip)
+        if self.gate is not None and self.groups is not None:
+            logs["gate_loss"] = self.gate_step()
+        self.loss_sum += loss
+        self.iteration += 1
+        return logs
+
+    # -- G-HarmoDT [recon] ---------------------------------------------------------------
+    @property
+    def cluster_iteration(self) -> int:
+        return int(self.cfg.group.cluster_at * self.cfg.train.iterations)
+
+    def cluster(self) -> list[int]:
+        """Group tasks by the cosine similarity of their dense gradients; one mask per group."""
+        names = set(maskable_names(self.model))
+        grads = []
+        for task in range(len(self.tasks)):
+            self.model.zero_grad(set_to_none=True)
+            self.loss_on(task).backward()
+            grads.append({n: p.grad.detach().clone() for n, p in self.model.named_parameters() if n in names})
+        self.model.zero_grad(set_to_none=True)
+        n_groups = self.gate.head.out_features
+        self.set_groups(cluster_tasks(gradient_cosine_matrix(grads), n_groups))
+        return self.groups
+
+    def set_groups(self, groups: list[int]) -> None:
+        self.groups = [int(g) for g in groups]
+        self.harmony = HarmonyMasks(self.model, self.cfg.harmo, self.gate.head.out_features, self.groups,
+                                    "fisher", torch_generator(self.seed + 1))
+
+    def gate_step(self) -> float:
+        steps = self.cfg.group.gate_context
+        tasks = self.rng.integers(len(self.tasks), size=GATE_BATCH)
+        rows, valid = zip(*(self.batches.segments[t].windows(1, steps, self.rng) for t in tasks))
+        x = torch.as_tensor(np.concatenate(rows), device=self.device)
+        m = torch.as_tensor(np.concatenate(valid), device=self.device)
+        y = torch.as_tensor([self.groups[t] for t in tasks], device=self.device)
+        loss = gating_loss(self.gate(x, m), y)
+        self.gate_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.gate_opt.step()
+        return float(loss.detach())
+
+    # -- checkpoints ---------------------------------------------------------------------
+    def save(self, run_dir: Path) -> None:
+        tensors = prefixed("model", self.model.state_dict())
+        if self.harmony is not None:
+            tensors.update(prefixed("mask", self.harmony.state()))
+        if self.gate is not None:
+            tensors.update(prefixed("gate", self.gate.state_dict()))
+        state = {"iteration": self.iteration, "loss_sum": self.loss_sum, "history": self.history,
+                 "groups": self.groups, "rng": rng_state(),
+                 "data_rng": json.dumps(self.rng.bit_generator.state),
+                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                 "gate_opt": self.gate_opt.state_dict() if self.gate_opt else None}
+        save_checkpoint(run_dir / "checkpoints", self.iteration, tensors, state,
+                        keep=self.cfg.train.keep_checkpoints)
+
+    def restore(self, ckpt: Path) -> None:
+        tensors, state = load_checkpoint(ckpt, device=self.device)
+        self.model.load_state_dict(unprefixed("model", tensors))
+        if state["groups"] is not None:
+            self.set_groups(state["groups"])
+        if self.harmony is not None:
+            self.harmony.load_state(unprefixed("mask", tensors))
+        if self.gate is not None:
+            self.gate.load_state_dict(unprefixed("gate", tensors))
+            self.gate_opt.load_state_dict(state["gate_opt"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.rng.bit_generator.state = json.loads(state["data_rng"])
+        set_rng_state(state["rng"])
+        self.iteration, self.loss_sum = int(state["iteration"]), float(state["loss_sum"])
+        self.history = list(state["history"])
+
+    def overlap(self) -> list[list[float]] | None:
+        return mask_overlap(self.harmony.masks).tolist() if self.harmony is not None else None
+
+
+def train(cfg: HarmoDTConfig, ctx: Context, method: str | None = None, quality: str | None = None,
+          seed: int | None = None, tasks: list[TaskData] | None = None) -> dict:
+    """Train (or finish, with resume) one run; returns its summary."""
+    from papers.harmodt.eval import RunEvaluation
+
+    method, quality = method or cfg.method, quality or cfg.quality
+    seed = cfg.seed if seed is None else seed
+    tc = cfg.train
+    run_dir, resuming = resolve_run_dir(cfg.resume, cfg.runs_dir, ctx.slug, ctx.config_name,
+                                        run_method(method, quality), seed)
+    if resuming:
+        check_same_config(run_dir, cfg, ("data.", "model.", "harmo.", "group.", "train.", "eval.",
+                                          "deterministic"))
+        if is_done(run_dir):
+            return read_summary(run_dir)
+    tasks = tasks if tasks is not None else load_task_data(cfg, quality)
+    trainer = Trainer(cfg, method, tasks, seed)
+    ckpt = latest_checkpoint(run_dir / "checkpoints") if resuming else None
+    if ckpt is not None:
+        trainer.restore(ckpt)
+    write_run_info(run_dir, cfg, {"seed": seed, "method": method, "quality": quality,
+                                  "resumed_from": str(ckpt) if ckpt else None})
+    name = run_method(method, quality)
+    tracker = Tracker(run_dir, slug=ctx.slug, group=f"{ctx.config_name}-{name}",
+                      name=f"{ctx.slug}__{name}__{ctx.config_name}__{seed}", config=to_dict(cfg),
+                      use_wandb=cfg.wandb, resume_step=trainer.iteration if ckpt else None)
+    evaluation = RunEvaluation(cfg, trainer)
+    bar = progress(total=tc.iterations, initial=trainer.iteration, desc=f"{name} seed {seed}", leave=False)
+    try:
+        with tracker:
+            while trainer.iteration < tc.iterations:
+                logs = trainer.step()
+                bar.update(1)
+                it = trainer.iteration
+                if it % cfg.eval.every == 0 or it == tc.iterations:
+                    record = {"iteration": it, "loss": trainer.loss_sum / cfg.eval.every,
+                              "lr": trainer.scheduler.get_last_lr()[0], **evaluation.seen()}
+                    trainer.loss_sum = 0.0
+                    trainer.history.append({"iteration": it, "success": record["success"]})
+                    tracker.log({**record, **logs}, step=it)
+                    bar.set_postfix(success=f"{record['success']:.2f}", refresh=False)
+                elif logs:
+                    tracker.log(logs, step=it)
+                if it % tc.checkpoint_every == 0 or it == tc.iterations:
+                    trainer.save(run_dir)
+            summary = evaluation.summary()
+            tracker.summary({k: v for k, v in summary.items() if isinstance(v, float)})
+    finally:
+        bar.close()
+        evaluation.close()
+    summary.update({"method": method, "quality": quality, "seed": seed, "run_dir": str(run_dir)})
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    mark_done(run_dir)
+    return summary
+
+
+def read_summary(run_dir: Path) -> dict:
+    path = Path(run_dir) / "summary.json"
+    if not path.exists():
+        raise UserError(f"run {run_dir} is marked finished but has no summary.json")
+    return json.loads(path.read_text())

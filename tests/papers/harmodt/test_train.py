@@ -1,0 +1,92 @@
+"""The trainer: masked inner steps on real data, determinism, resume after a kill, G-HarmoDT."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import papers.harmodt
+from papers.harmodt.data import load_task_data
+from papers.harmodt.train import Trainer, train
+from shared.checkpoint import list_checkpoints
+from shared.cli import Context
+from shared.runs import is_done
+from shared.tracking import read_metrics
+
+CTX = Context("harmodt", "smoke", [], Path(papers.harmodt.__file__).parent)
+
+
+def _without_time(records):
+    return [{k: v for k, v in r.items() if k != "time"} for r in records]
+
+
+def test_a_harmodt_iteration_leaves_the_tasks_masked_out_weights_unchanged(tmp_path, make_cfg):
+    cfg = make_cfg(tmp_path, "train.warmup=1")
+    trainer = Trainer(cfg, "harmodt-f", load_task_data(cfg, "near-optimal"), seed=0)
+    trainer.iteration = 1  # task 1, and not a mask-update iteration
+    mask = trainer.harmony.masks[1]
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    trainer.step()
+    moved_in = 0
+    for name, p in trainer.model.named_parameters():
+        if name in mask:
+            assert torch.equal(p[~mask[name]], before[name][~mask[name]]), name
+            moved_in += int((p[mask[name]] != before[name][mask[name]]).sum())
+    assert moved_in > 0
+
+
+def test_mask_updates_keep_every_tasks_density(tmp_path, make_cfg):
+    cfg = make_cfg(tmp_path, "harmo.k_max=5")
+    trainer = Trainer(cfg, "harmodt-m", load_task_data(cfg, "near-optimal"), seed=0)
+    counts = [sum(int(m.sum()) for m in mask.values()) for mask in trainer.harmony.masks]
+    old = [{n: m.clone() for n, m in mask.items()} for mask in trainer.harmony.masks]
+    k = trainer.harmony.update_masks(trainer.loss_on, 2, progress=0.5)
+    assert k == 10
+    for mask, count, before in zip(trainer.harmony.masks, counts, old):
+        assert sum(int(m.sum()) for m in mask.values()) == count
+        changed = sum(int((mask[n] != before[n]).sum()) for n in mask)
+        assert changed == 2 * k  # k pruned + k revived
+
+
+def test_training_is_deterministic_for_a_seed(tmp_path, make_cfg):
+    a = train(make_cfg(tmp_path / "a"), CTX, "harmodt-f", "near-optimal", seed=0)
+    b = train(make_cfg(tmp_path / "b"), CTX, "harmodt-f", "near-optimal", seed=0)
+    drop = ("run_dir",)
+    assert {k: v for k, v in a.items() if k not in drop} == {k: v for k, v in b.items() if k not in drop}
+    assert _without_time(read_metrics(Path(a["run_dir"]))) == _without_time(read_metrics(Path(b["run_dir"])))
+
+
+@pytest.mark.parametrize("method", ["harmodt-f", "g-harmodt"])
+def test_a_killed_run_resumes_to_the_same_final_metrics(tmp_path, make_cfg, monkeypatch, method):
+    uninterrupted = train(make_cfg(tmp_path / "a"), CTX, method, "near-optimal", seed=0)
+    real_step, calls = torch.optim.AdamW.step, {"n": 0}
+
+    def crash_at_iteration_nine(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 9:
+            raise RuntimeError("simulated kill")
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", crash_at_iteration_nine)
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        train(make_cfg(tmp_path / "b"), CTX, method, "near-optimal", seed=0)
+    monkeypatch.undo()
+    (killed,) = (tmp_path / "b" / "runs" / "harmodt" / "smoke" / f"{method}-near-optimal").iterdir()
+    assert not is_done(killed)
+    assert list_checkpoints(killed / "checkpoints")[-1].name == "step_000000006"
+    resumed = train(make_cfg(tmp_path / "b", "resume=latest"), CTX, method, "near-optimal", seed=0)
+    assert resumed["run_dir"] == str(killed) and is_done(killed)
+    drop = ("run_dir",)
+    assert {k: v for k, v in resumed.items() if k not in drop} == \
+        {k: v for k, v in uninterrupted.items() if k not in drop}
+    assert _without_time(read_metrics(killed)) == _without_time(read_metrics(Path(uninterrupted["run_dir"])))
+
+
+def test_g_harmodt_clusters_tasks_and_evaluates_without_task_ids(tmp_path, make_cfg):
+    summary = train(make_cfg(tmp_path), CTX, "g-harmodt", "sub-optimal", seed=1)
+    assert sorted(set(summary["groups"])) == [0, 1] or summary["groups"] == [0, 0]
+    assert len(summary["groups"]) == 2
+    assert summary["unseen_success"] is not None
+    assert [c["iteration"] for c in summary["curve"]] == [6, 12]
+    assert summary["final_success"] == summary["curve"][-1]["success"]
+    assert summary["best_success"] == max(c["success"] for c in summary["curve"])
