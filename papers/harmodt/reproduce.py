@@ -45,7 +45,7 @@ def run_all(cfg: HarmoDTConfig, ctx: Context) -> list[dict]:
             summaries.append(_one_run(job))
             bar.update(1)
     else:
-        with mp.get_context("spawn").Pool(cfg.parallel_runs, maxtasksperchild=1) as pool:
+        with mp.get_context("spawn").Pool(cfg.parallel_runs) as pool:
             for summary in pool.imap(_one_run, jobs):
                 summaries.append(summary)
                 bar.update(1)

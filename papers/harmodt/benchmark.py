@@ -1,0 +1,84 @@
+"""Throughput of HarmoDT's pieces on this machine (numbers quoted in the README):
+
+    python -m papers.harmodt.benchmark [--config small] [--workers 0]
+
+1. dataset generation in env steps/s against a bare single-core `env.step` loop with the
+   same scripted policy (goal: ≥ 0.8 × cores × the bare rate);
+2. training iterations/s of each method at the config's model size;
+3. evaluator episodes/s with a (untrained) Decision Transformer acting, full-length episodes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import papers.harmodt
+from papers.harmodt.config import HarmoDTConfig
+from papers.harmodt.data import load_task_data
+from papers.harmodt.eval import RunEvaluation
+from papers.harmodt.train import Trainer
+from shared.config import load_config
+from shared.offline_rl import task_set
+from shared.offline_rl.benchmark import bare_step_rate, generation_rate
+from shared.offline_rl.tasks import resolve_workers
+
+
+def training_rate(cfg: HarmoDTConfig, method: str, iterations: int = 100) -> float:
+    trainer = Trainer(cfg, method, load_task_data(cfg, "near-optimal"), seed=0)
+    trainer.iteration = cfg.harmo.mask_interval + 1  # past clustering, between mask updates
+    if method == "g-harmodt":
+        trainer.cluster()
+    start = time.perf_counter()
+    for _ in range(iterations):
+        trainer.step()
+    return iterations / (time.perf_counter() - start)
+
+
+def evaluation_rate(cfg: HarmoDTConfig, method: str) -> tuple[float, int]:
+    trainer = Trainer(cfg, method, load_task_data(cfg, "near-optimal"), seed=0)
+    evaluation = RunEvaluation(cfg, trainer)
+    try:
+        start = time.perf_counter()
+        result = evaluation._run(evaluation.seen_eval, evaluation.seen_policy())
+        return result["episodes"] / (time.perf_counter() - start), result["episodes"]
+    finally:
+        evaluation.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="small")
+    parser.add_argument("--workers", type=int, default=0, help="generation processes (0 = all cores)")
+    parser.add_argument("--episodes", type=int, default=20, help="episodes per task for generation")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = load_config(HarmoDTConfig, Path(papers.harmodt.__file__).parent / "configs", args.config,
+                          [f"data_dir={tmp}", "eval.stop_on_success=false", "wandb=false"])
+        tasks, workers = task_set(cfg.data.tasks), resolve_workers(args.workers)
+        steps = cfg.data.max_steps
+        bare = len(tasks) / sum(1 / bare_step_rate(t, 1000) for t in tasks)
+        rows = [("bare env.step loop, 1 core, scripted policy + noise", f"{bare:,.0f} env steps/s", "")]
+        gen = generation_rate(tasks, args.episodes, steps, workers, write=True)
+        rows.append((f"dataset generation, {workers} processes, Minari write + checksums",
+                     f"{gen:,.0f} env steps/s", f"{gen / bare:.2f} × bare (goal ≥ {0.8 * workers:.1f})"))
+        for method in cfg.train.methods:
+            rate = training_rate(cfg, method)
+            rows.append((f"training, {method}, batch {cfg.train.batch_size}, {cfg.train.threads} thread(s)",
+                         f"{rate:,.1f} iterations/s", ""))
+        for method in ("prompt-dt", "harmodt-f"):
+            rate, episodes = evaluation_rate(cfg, method)
+            rows.append((f"evaluator, {method} acting, {episodes} episodes × {steps} steps, "
+                         f"{cfg.eval.workers} process(es)", f"{rate:,.2f} episodes/s",
+                         f"{rate * steps:,.0f} env steps/s"))
+    print(f"config {args.config}: {len(tasks)} tasks; cores {os.cpu_count()}\n")
+    print("| measurement | rate | note |\n|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""End to end: `reproduce --config smoke` writes results, tables and plots for every method;
+the same seed gives identical numbers; `resume=latest` reuses finished runs; user errors
+end with one line and exit code 2."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import papers.harmodt
+from papers.harmodt.__main__ import COMMANDS
+from papers.harmodt.config import HarmoDTConfig
+from shared.cli import run_cli
+
+PAPER_DIR = Path(papers.harmodt.__file__).parent
+METHODS = ("HarmoDT-F", "HarmoDT-M", "HarmoDT-R", "G-HarmoDT", "Prompt-DT", "MTDT", "MTBC")
+
+
+def _reproduce(root, *extra):
+    argv = ["reproduce", "--config", "smoke", f"runs_dir={root}", f"data_dir={root}/data",
+            "wandb=false", *extra]
+    assert run_cli("harmodt", HarmoDTConfig, COMMANDS, PAPER_DIR, argv) == 0
+    outs = sorted((root / "harmodt" / "smoke" / "reproduce").iterdir())
+    return outs[-1], json.loads((outs[-1] / "results.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    return root, *_reproduce(root)
+
+
+def test_smoke_reproduce_reports_every_method_on_both_qualities(first_run):
+    _, out, results = first_run
+    assert (out / "RESULTS.md").read_text().startswith("# HarmoDT")
+    assert results["seeds"] == [0, 1]
+    for method in METHODS:
+        for quality in ("near-optimal", "sub-optimal"):
+            entry = results["methods"][f"{method} / {quality}"]
+            assert entry["final_success"]["n"] == 2 and entry["best_success"]["n"] == 2
+            assert entry["best_success"]["mean"] >= entry["final_success"]["mean"]
+    assert "unseen_success" in results["methods"]["HarmoDT-F / near-optimal"]
+    assert "unseen_success" not in results["methods"]["MTBC / near-optimal"]
+    assert len(results["claims"]) == 12
+    (table,) = results["tables"]
+    assert [row[0] for row in table["rows"]] == list(METHODS)
+    assert (out / "dataset_report.md").exists()
+    for plot in results["plots"]:
+        assert (out / plot).read_bytes()[:4] == b"\x89PNG"
+    assert {"plots/success_near-optimal.png", "plots/overlap_harmodt-f_near-optimal.png"} <= set(results["plots"])
+
+
+def test_same_seed_gives_identical_results(first_run, tmp_path):
+    _, _, results = first_run
+    _, again = _reproduce(tmp_path, "train.methods=[harmodt-f,g-harmodt,mtbc]")
+    for key in ("HarmoDT-F / sub-optimal", "G-HarmoDT / near-optimal", "MTBC / sub-optimal"):
+        assert again["methods"][key] == results["methods"][key]
+
+
+def test_resume_latest_reuses_every_finished_run(first_run):
+    root, _, results = first_run
+    before = sorted((root / "harmodt" / "smoke").glob("*/seed*"))
+    _, resumed = _reproduce(root, "resume=latest")
+    assert sorted((root / "harmodt" / "smoke").glob("*/seed*")) == before
+    assert resumed["methods"] == results["methods"]
+
+
+def _cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "papers.harmodt", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train.method=[nope]"], "train.methods"),
+    (["model.hiden=3"], "model.hidden"),
+    (["data.source=d4rl", "data.path=/nonexistent/dir"], "/nonexistent/dir"),
+])
+def test_user_errors_print_one_line_and_exit_2(tmp_path, args, message):
+    repo = PAPER_DIR.parent.parent
+    proc = _cli("data", "--config", "smoke", f"runs_dir={tmp_path}", f"data_dir={tmp_path}/data",
+                *args, cwd=repo)
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], proc.stderr
+
+
+def test_eval_without_a_trained_run_is_a_clear_error(tmp_path):
+    repo = PAPER_DIR.parent.parent
+    proc = _cli("eval", "--config", "smoke", f"runs_dir={tmp_path}", f"data_dir={tmp_path}/data",
+                "method=mtdt", cwd=repo)
+    assert proc.returncode == 2 and "train it first" in proc.stderr
+
+
+def test_benchmark_runs_on_the_smoke_config(capsys):
+    from papers.harmodt.benchmark import main
+
+    main(["--config", "smoke", "--workers", "1", "--episodes", "1"])
+    out = capsys.readouterr().out
+    assert "env steps/s" in out and "iterations/s" in out and "episodes/s" in out
