@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+
+from shared.offline_rl import Evaluator, RandomBatchPolicy, ScriptedBatchPolicy
+
+TASKS = ["reach-v3", "button-press-topdown-v3"]
+GOALS = list(range(8))
+STEPS = 150
+
+
+@pytest.fixture(scope="module")
+def local():
+    with Evaluator(TASKS, GOALS, STEPS, workers=1) as evaluator:
+        yield evaluator
+
+
+def test_scripted_experts_succeed_and_random_actions_do_not(local):
+    expert = local.run(ScriptedBatchPolicy(TASKS))
+    assert all(v["success"] >= 0.9 for v in expert["per_task"].values()), expert
+    random = local.run(RandomBatchPolicy(seed=0))
+    assert random["success"] <= 0.2, random
+    assert expert["return"] > 2 * random["return"]
+    n = len(TASKS) * len(GOALS)
+    assert expert["episodes"] == random["episodes"] == n
+    assert expert["env_steps"] == random["env_steps"] == n * STEPS  # no early stop
+
+
+def test_results_do_not_depend_on_workers(local):
+    policy = ScriptedBatchPolicy(TASKS, noise_std=2.0, seed=3)
+    one = local.run(policy)
+    with Evaluator(TASKS, GOALS, STEPS, workers=2) as parallel:
+        two, again = parallel.run(policy), parallel.run(policy)
+    for result in (two, again):
+        assert result["per_task"] == one["per_task"]
+        assert result["env_steps"] == one["env_steps"]
+    assert 0 < one["success"] < 1  # the noise makes the comparison informative
+
+
+def test_stop_on_success_ends_episodes_early():
+    with Evaluator(["reach-v3"], [0, 1], STEPS, stop_on_success=True) as evaluator:
+        result = evaluator.run(ScriptedBatchPolicy(["reach-v3"]))
+    assert result["success"] == 1.0
+    assert result["env_steps"] < 2 * STEPS
+
+
+class _Recorder:
+    def __init__(self):
+        self.calls, self.task_index = 0, None
+
+    def reset(self, task_index):
+        self.task_index = task_index.tolist()
+
+    def act(self, obs, last_reward, active):
+        assert obs.dtype == np.float32 and obs.shape == (4, 39)
+        assert last_reward.shape == (4,) and active.all()
+        self.calls += 1
+        return np.zeros((4, 4))
+
+
+def test_policy_is_called_once_per_step_for_the_whole_batch(local):
+    with Evaluator(TASKS, [0, 1], 5) as evaluator:
+        recorder = _Recorder()
+        evaluator.run(recorder)
+    assert recorder.calls == 5 and recorder.task_index == [0, 0, 1, 1]
+
+
+def test_bad_action_shape_is_refused():
+    class Wrong(_Recorder):
+        def act(self, obs, last_reward, active):
+            return np.zeros((len(obs), 3))
+
+    with Evaluator(["reach-v3"], [0], 5) as evaluator, pytest.raises(ValueError, match="shape"):
+        evaluator.run(Wrong())
