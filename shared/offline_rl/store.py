@@ -41,7 +41,7 @@ ACTION_SPACE = gymnasium.spaces.Box(-1.0, 1.0, (ACT_DIM,), np.float32)
 def _minari_root(path: Path) -> Iterator[None]:
     """Point Minari at `path` (it only reads the location from the environment)."""
     old = os.environ.get("MINARI_DATASETS_PATH")
-    os.environ["MINARI_DATASETS_PATH"] = str(path)
+    os.environ["MINARI_DATASETS_PATH"] = str(Path(path).resolve())  # Minari joins a relative one twice
     try:
         yield
     finally:

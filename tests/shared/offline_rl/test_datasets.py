@@ -184,3 +184,14 @@ def test_bad_arguments_are_user_errors(tmp_path, kwargs, match):
             "max_steps": 20, "data_dir": tmp_path, **kwargs}
     with pytest.raises(UserError, match=match):
         load_datasets(args.pop("tasks"), args.pop("quality"), args.pop("episodes"), **args)
+
+
+def test_a_relative_data_dir_works(tmp_path, monkeypatch):
+    from shared.offline_rl import load_datasets
+
+    monkeypatch.chdir(tmp_path)
+    data = load_datasets(["reach-v3"], "expert", 1, seed=0, max_steps=5, data_dir="rel/data", workers=1)
+    again = load_datasets(["reach-v3"], "expert", 1, seed=0, max_steps=5, data_dir="rel/data", workers=1)
+    assert len(data["reach-v3"]) == 1 and len(data["reach-v3"][0]) == 5
+    assert (data["reach-v3"][0].actions == again["reach-v3"][0].actions).all()
+    assert any((tmp_path / "rel" / "data" / "minari").iterdir())
