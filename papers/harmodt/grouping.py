@@ -48,25 +48,6 @@ def cluster_tasks(similarity: torch.Tensor, n_groups: int) -> list[int]:
     return [canonical.setdefault(int(label), len(canonical)) for label in labels]
 
 
-def context_from_episode(states: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor,
-                         step: int, context: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gating input at env step `step` of one episode: ([context, obs+act+1], valid [context]).
-
-    Entry t holds (s_t, a_{t−1}, r_{t−1}), with zero action and reward at t = 0, so at the
-    first env step (only s_0 observed) there is one valid entry. The window is the last
-    `context` steps up to `step`, left-padded with zeros marked invalid.
-    """
-    start = max(0, step + 1 - context)
-    prev_actions = torch.cat([torch.zeros_like(actions[:1]), actions[:-1]])
-    prev_rewards = torch.cat([torch.zeros_like(rewards[:1]), rewards[:-1]])
-    window = torch.cat([states[start:step + 1], prev_actions[start:step + 1],
-                        prev_rewards[start:step + 1, None]], dim=-1)
-    pad = context - window.shape[0]
-    valid = torch.cat([torch.zeros(pad, dtype=torch.bool), torch.ones(window.shape[0],
-                                                                       dtype=torch.bool)])
-    return F.pad(window, (0, 0, pad, 0)), valid
-
-
 class GatingNetwork(nn.Module):
     """GRU over (s_t, a_{t−1}, r_{t−1}) → logits over the G groups.
 

@@ -6,7 +6,6 @@ import torch
 from papers.harmodt.grouping import (
     GatingNetwork,
     cluster_tasks,
-    context_from_episode,
     flatten_grads,
     gating_loss,
     gradient_cosine_matrix,
@@ -48,18 +47,6 @@ def test_cluster_tasks_edge_cases():
     assert cluster_tasks(sim, 1) == [0, 0, 0, 0]
     with pytest.raises(ValueError):
         cluster_tasks(sim, 0)
-
-
-def test_context_from_episode_convention():
-    states = torch.arange(8.0).view(4, 2)
-    actions = torch.tensor([[10.0], [11.0], [12.0], [13.0]])
-    rewards = torch.tensor([0.5, 1.5, 2.5, 3.5])
-    window, valid = context_from_episode(states, actions, rewards, step=0, context=3)
-    assert valid.tolist() == [False, False, True]
-    assert window.tolist() == [[0, 0, 0, 0], [0, 0, 0, 0], [0.0, 1.0, 0.0, 0.0]]
-    window, valid = context_from_episode(states, actions, rewards, step=3, context=3)
-    assert valid.tolist() == [True, True, True]
-    assert window.tolist() == [[2, 3, 10, 0.5], [4, 5, 11, 1.5], [6, 7, 12, 2.5]]
 
 
 def test_gating_output_shape_and_empty_window():

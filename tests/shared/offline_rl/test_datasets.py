@@ -195,3 +195,15 @@ def test_a_relative_data_dir_works(tmp_path, monkeypatch):
     assert len(data["reach-v3"]) == 1 and len(data["reach-v3"][0]) == 5
     assert (data["reach-v3"][0].actions == again["reach-v3"][0].actions).all()
     assert any((tmp_path / "rel" / "data" / "minari").iterdir())
+
+
+def test_the_quality_schedule_follows_progress_to_the_power_curve():
+    from shared.offline_rl import QUALITIES, QualityRecipe
+
+    near = QUALITIES["near-optimal"]
+    assert near.curve == 0.5
+    eps, sigma = near.schedule(1, 5)  # progress (1/4) ** 0.5 = 0.5
+    assert (eps, sigma) == pytest.approx((0.5, 0.55))
+    assert near.schedule(0, 5) == (1.0, 1.0) and near.schedule(4, 5) == pytest.approx((0.0, 0.1))
+    linear = QualityRecipe(1.0, 0.0, 1.0, 0.1, generation="near-optimal")
+    assert linear.schedule(1, 5) == pytest.approx((0.75, 0.775))
