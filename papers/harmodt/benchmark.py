@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="small")
     parser.add_argument("--workers", type=int, default=0, help="generation processes (0 = all cores)")
-    parser.add_argument("--episodes", type=int, default=20, help="episodes per task for generation")
+    parser.add_argument("--episodes", type=int, default=80, help="episodes per task for generation (small: 80)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config(HarmoDTConfig, Path(papers.harmodt.__file__).parent / "configs", args.config,

@@ -99,3 +99,18 @@ def test_benchmark_runs_on_the_smoke_config(capsys):
     main(["--config", "smoke", "--workers", "1", "--episodes", "1"])
     out = capsys.readouterr().out
     assert "env steps/s" in out and "iterations/s" in out and "episodes/s" in out
+
+
+def test_paper_config_is_the_papers_mt50_setting():
+    from shared.config import load_config
+
+    cfg = load_config(HarmoDTConfig, PAPER_DIR / "configs", "paper", [])
+    assert cfg.data.tasks == "MT50" and cfg.data.max_steps == 500
+    m = cfg.model
+    assert (m.hidden, m.layers, m.heads, m.context, m.prompt_steps) == (256, 6, 8, 20, 5)
+    t = cfg.train
+    assert (t.iterations, t.batch_size, t.lr, t.weight_decay, t.warmup, t.grad_clip) == \
+        (1_000_000, 8, 1e-4, 1e-4, 10_000, 0.25)
+    assert (cfg.harmo.density, cfg.harmo.mask_interval, cfg.harmo.k_max) == (0.8, 500, 50)
+    assert (cfg.eval.every, cfg.eval.goals, cfg.eval.target_return) == (5000, 10, 4500.0)
+    assert not cfg.eval.stop_on_success and cfg.train.return_scale == 1000.0
