@@ -43,9 +43,10 @@ def git_commit() -> dict:
     return {"commit": commit, "dirty": dirty}
 
 
-def package_versions() -> dict:
-    versions = {"python": sys.version.split()[0]}
-    for name in KEY_PACKAGES:
+def package_versions(names: tuple[str, ...] = KEY_PACKAGES, with_python: bool = True) -> dict:
+    """Installed versions of `names` (None when missing), plus Python's."""
+    versions = {"python": sys.version.split()[0]} if with_python else {}
+    for name in names:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

@@ -14,10 +14,9 @@ import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
-from importlib import metadata
 from pathlib import Path
 
-from shared import UserError
+from shared import UserError, runs
 from shared.cache import cache_key
 from shared.offline_rl.episodes import QUALITIES, Episode, QualityRecipe, generate_chunk
 from shared.offline_rl.readers import d4rl_file, read_d4rl_hdf5, read_episode_npz_dir
@@ -32,13 +31,8 @@ SOURCES = ("generate", "d4rl", "npz")
 
 
 def package_versions() -> dict[str, str | None]:
-    versions = {}
-    for name in VERSIONED_PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
+    """The versions a generated dataset depends on (part of its cache key)."""
+    return runs.package_versions(VERSIONED_PACKAGES, with_python=False)
 
 
 def _key_parts(task: str, quality_generation: str, episodes: int, seed: int, max_steps: int,
