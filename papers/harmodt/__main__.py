@@ -33,6 +33,10 @@ def evaluate(cfg: HarmoDTConfig, ctx: Context) -> None:
     print(f"{result['run_dir']} at iteration {result['iteration']}: success {result['success']:.3f}")
     for task, success in result["per_task"].items():
         print(f"  {task}: {success:.3f}")
+    if result["unseen_success"] is not None:
+        print(f"unseen tasks: success {result['unseen_success']:.3f}")
+        for task, success in result["unseen_per_task"].items():
+            print(f"  {task}: {success:.3f}")
 
 
 def reproduce(cfg: HarmoDTConfig, ctx: Context) -> None:

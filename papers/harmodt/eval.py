@@ -128,7 +128,8 @@ class RunEvaluation:
 
 def evaluate_run(cfg: HarmoDTConfig, ctx) -> dict:
     """Re-evaluate the latest checkpoint of a run (`resume=` a run dir, or the newest run of
-    `method`/`quality`/`seed`) on the training tasks."""
+    `method`/`quality`/`seed`) on the training tasks and the unseen ones (with the current
+    config's evaluation settings, e.g. another `harmo.unseen_threshold`)."""
     from papers.harmodt.data import load_task_data
     from papers.harmodt.train import Trainer, run_method
     from shared import UserError
@@ -150,8 +151,10 @@ def evaluate_run(cfg: HarmoDTConfig, ctx) -> dict:
     evaluation = RunEvaluation(cfg, trainer)
     try:
         result = evaluation.seen()
+        unseen = evaluation.unseen_result()
     finally:
         evaluation.close()
     per_task = {k.split("/", 1)[1]: v for k, v in result.items() if k.startswith("success/")}
     return {"run_dir": str(run_dir), "iteration": trainer.iteration, "success": result["success"],
-            "per_task": per_task}
+            "per_task": per_task, "unseen_success": unseen["success"] if unseen else None,
+            "unseen_per_task": {k: v["success"] for k, v in unseen["per_task"].items()} if unseen else None}
