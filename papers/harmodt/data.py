@@ -60,10 +60,15 @@ def episodes_for(cfg: HarmoDTConfig, quality: str) -> int:
     return 2 * cfg.data.episodes if quality == "near-optimal" else cfg.data.episodes
 
 
+def load_quality(cfg: HarmoDTConfig, tasks: list[str], quality: str) -> dict[str, list[Episode]]:
+    """The configured number of episodes per task of one quality."""
+    return _load(cfg, tasks, quality, episodes_for(cfg, quality))
+
+
 def load_task_data(cfg: HarmoDTConfig, quality: str) -> list[TaskData]:
     """The training tasks' data of one quality, with their expert prompt demonstrations."""
     tasks = train_tasks(cfg)
-    data = _load(cfg, tasks, quality, episodes_for(cfg, quality))
+    data = load_quality(cfg, tasks, quality)
     prompts = load_prompts(cfg, tasks)
     return [TaskData(t, data[t], prompts[t]) for t in tasks]
 

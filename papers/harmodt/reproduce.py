@@ -12,7 +12,7 @@ from pathlib import Path
 
 from papers.harmodt import report
 from papers.harmodt.config import HarmoDTConfig
-from papers.harmodt.data import _load, episodes_for, load_prompts, train_tasks, unseen_tasks
+from papers.harmodt.data import load_prompts, load_quality, train_tasks, unseen_tasks
 from papers.harmodt.train import train
 from shared.cli import Context
 from shared.offline_rl import dataset_report
@@ -26,7 +26,7 @@ TITLE = "HarmoDT: Harmony Multi-Task Decision Transformer (and G-HarmoDT)"
 def prepare_data(cfg: HarmoDTConfig, out_dir: Path) -> str:
     """Generate or verify every dataset (in parallel, cached) and write the dataset report."""
     tasks = train_tasks(cfg)
-    reported = {q: _load(cfg, tasks, q, episodes_for(cfg, q)) for q in cfg.data.qualities}
+    reported = {q: load_quality(cfg, tasks, q) for q in cfg.data.qualities}
     reported["expert prompts"] = load_prompts(cfg, tasks + unseen_tasks(cfg))
     return dataset_report(reported, out_dir)
 
