@@ -99,3 +99,32 @@ def save_grid(rows: list[torch.Tensor], labels: list[str], path: Path, scale: in
     path.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(path)
     return path
+
+
+def evaluate_run(cfg: SDPOExperimentConfig, ctx) -> dict:
+    """Evaluate the latest checkpoint of a run (`resume=<dir>`, or the newest run of
+    cfg.method / cfg.ablation / cfg.seed) and write a grid beside it."""
+    from papers.sdpo.train import Trainer, run_name, variant
+    from shared import UserError
+    from shared.checkpoint import latest_checkpoint
+    from shared.runs import method_dir
+
+    name = run_name(cfg.method, cfg.ablation)
+    if cfg.resume not in ("", "latest"):
+        run_dir = Path(cfg.resume)
+    else:
+        parent = method_dir(cfg.runs_dir, ctx.slug, ctx.config_name, name)
+        found = sorted(parent.glob(f"seed{cfg.seed}-*")) if parent.exists() else []
+        if not found:
+            raise UserError(f"no {name} run with seed {cfg.seed} under {parent}: train one first")
+        run_dir = found[-1]
+    ckpt = latest_checkpoint(run_dir / "checkpoints")
+    if ckpt is None:
+        raise UserError(f"run {run_dir} has no checkpoint yet")
+    trainer = Trainer(variant(cfg, cfg.ablation), cfg.method, cfg.seed)
+    trainer.restore(ckpt)
+    evaluator = Evaluator(cfg, trainer)
+    grid = f"epoch{trainer.epoch}"
+    result = evaluator.evaluate(run_dir / "eval", grid_name=grid)
+    return {"run_dir": str(run_dir), "epoch": trainer.epoch, "grid": str(run_dir / "eval" / f"grid-{grid}.png"),
+            **{n: result[key(n)] for n in cfg.eval.steps}}
