@@ -65,10 +65,19 @@ def _key_error(key: str, schema_obj: Any, problem: str) -> UserError:
     return UserError(f"config key '{key}': {problem}{hint}")
 
 
+# YAML 1.1 reads no/off/yes/on as booleans, which a string field then holds as "False"/"True".
+_YAML_BOOL_WORDS = {"False": ("no", "off", "false"), "True": ("yes", "on", "true")}
+
+
 def _check_choices(node: Any, prefix: str = "") -> None:
     for f in dataclasses.fields(node):
         value = getattr(node, f.name)
         options = f.metadata.get("choices")
+        if options and value in _YAML_BOOL_WORDS and value not in options:
+            spelled = [w for w in _YAML_BOOL_WORDS[value] if w in options]
+            if spelled:  # `precision=no` on the command line means the option "no"
+                value = spelled[0]
+                setattr(node, f.name, value)
         if options and value not in options:
             raise UserError(
                 f"config key '{prefix}{f.name}': '{value}' is not one of {', '.join(options)}"

@@ -74,3 +74,9 @@ def test_dump_yaml_round_trips(config_dir, tmp_path):
     cfg = load_config(Schema, config_dir, "smoke", ["inner.windows=[7]"])
     (tmp_path / "saved.yaml").write_text(dump_yaml(cfg))
     assert load_config(Schema, tmp_path, "saved", []) == cfg
+
+
+def test_yaml_boolean_spelling_of_a_choice_is_read_as_the_word(config_dir):
+    # YAML 1.1 turns `no` into False; the choice field still gets its option "no"
+    assert load_config(Schema, config_dir, "smoke", ["precision=no"]).precision == "no"
+    assert load_config(Schema, config_dir, "smoke", ["precision=bf16"]).precision == "bf16"
