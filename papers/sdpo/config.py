@@ -37,7 +37,7 @@ class TextConfig:
     hidden: int = 64  # hidden size = cross-attention dim of the UNet
     layers: int = 2  # transformer layers
     heads: int = 4  # attention heads
-    max_length: int = 12  # tokens per caption (padded/truncated)
+    max_length: int = 16  # tokens per caption with [BOS]/[EOS] (padded; the longest caption has 13)
 
 
 @dataclass
@@ -80,6 +80,12 @@ class RewardConfig:
     name: str = choice("aesthetic", *REWARDS)  # aesthetic = the small frozen scorer (stand-in for LAION aesthetic)
     path: str = ""  # local weights of laion-aesthetic / pickscore / imagereward / hpsv2
     batch: int = 64  # images per reward call
+    scorer_steps: int = 1500  # training steps of the small frozen scorers (aesthetic, match), cached once
+    scorer_batch: int = 128  # renders per scorer training step
+    scorer_pool: int = 16384  # varied procedural renders the scorers train on (drawn once)
+    scorer_lr: float = 2e-3  # AdamW learning rate of the scorers (cosine decay to 0)
+    scorer_seed: int = 0  # seed of the scorers' weights and training renders (held-out renders: seed + 1)
+    scorer_threads: int = 1  # torch threads while a scorer trains (1 is fastest on a busy 2-core machine)
 
 
 @dataclass
@@ -88,7 +94,8 @@ class SampleConfig:
 
     steps: int = 10  # T, denoising steps per training trajectory (paper: 50)
     eta: float = 1.0  # DDIM eta of the policy
-    pairs_per_epoch: int = 8  # prompts per epoch; each gives a pair of trajectories from one x_T
+    pairs_per_epoch: int = 8  # prompts per epoch (per process); each gives a pair of trajectories from one x_T
+    prompts: str = "shapes"  # prompt set: shapes (procedural), animals (paper scale) or a text file, one prompt per line
     t_prev: str = choice("schedule", "schedule", "released")  # released = t - 1000 // T (wrong for trailing spacing when T does not divide 1000)
 
 

@@ -26,10 +26,10 @@ def key(steps: int) -> str:
 
 class Evaluator:
     def __init__(self, cfg: SDPOExperimentConfig, trainer) -> None:
-        from papers.sdpo.data import rl_prompts
+        from papers.sdpo.prompts import prompt_set
 
         self.cfg, self.trainer = cfg, trainer
-        heldout = rl_prompts("heldout")
+        heldout = prompt_set(cfg.sample.prompts, "heldout")
         self.grid_prompts = heldout[: cfg.eval.grid_prompts]
         self.prompts = [p for p in heldout for _ in range(cfg.eval.images_per_prompt)]
 

@@ -65,8 +65,10 @@ def variant(cfg: SDPOExperimentConfig, ablation: str) -> SDPOExperimentConfig:
 def load_backbone(cfg: SDPOExperimentConfig, device: torch.device) -> Backbone:
     if cfg.policy.model == "stable-diffusion":
         from papers.sdpo.sd import load_stable_diffusion
+        from shared.device import resolve_dtype
 
-        return load_stable_diffusion(cfg.policy.path, device)
+        frozen = resolve_dtype(cfg.precision, device) if cfg.precision != "no" else torch.float32
+        return load_stable_diffusion(cfg.policy.path, device, frozen)
     from papers.sdpo.base import load_base
 
     return load_base(cfg, device)
@@ -89,7 +91,7 @@ class Trainer:
 
     def __init__(self, cfg: SDPOExperimentConfig, method: str, seed: int,
                  backbone: Backbone | None = None) -> None:
-        from papers.sdpo.data import rl_prompts
+        from papers.sdpo.prompts import prompt_set
         from papers.sdpo.rewards import build_reward
 
         check_batching(cfg)
@@ -105,7 +107,7 @@ class Trainer:
                                            weight_decay=cfg.train.weight_decay)
         self.model, self.optimizer = self.accelerator.prepare(self.policy.unet, self.optimizer)
         self.reward = build_reward(cfg, self.device)
-        self.prompts = rl_prompts("train")
+        self.prompts = prompt_set(cfg.sample.prompts, "train")
         self.tracker = StepPromptStatTracker(cfg.sdpo.buffer_size, cfg.sdpo.min_count)
         rank = self.accelerator.process_index
         self.generator = torch.Generator(device=self.device).manual_seed(seed * 1000 + rank)
@@ -120,7 +122,7 @@ class Trainer:
                              device=self.device)
         prompts = [self.prompts[i] for i in pick.tolist()]
         self.policy.unet.eval()
-        with torch.no_grad():
+        with torch.no_grad(), self.accelerator.autocast():
             samples = collect(cfg, self.method, self.policy, prompts, self.reward, self.tracker,
                               self.generator, self.accelerator.gather, self.accelerator.process_index)
         self.policy.unet.train()
@@ -150,7 +152,8 @@ class Trainer:
         x_t = traj.latents[rows, steps]
         t = traj.timesteps.to(self.device)[steps]
         t_prev = traj.prev_timesteps.to(self.device)[steps]
-        eps = (unet or self.model)(x_t, t, encoder_hidden_states=samples.cond[rows]).sample
+        with self.accelerator.autocast():
+            eps = (unet or self.model)(x_t, t, encoder_hidden_states=samples.cond[rows]).sample.float()
         scheduler = self.policy.backbone.scheduler
         _, _, logp = ddim_step(scheduler, eps, t, t_prev, x_t, self.cfg.sample.eta,
                                prev_sample=traj.latents[rows, steps + 1])
