@@ -10,8 +10,8 @@ Offline rewards (no weights needed):
   of the hand-written target `aesthetic_score` (0-10, below).
 
 Both scorers are trained once on procedural renders of `data.py` scenes, varied the way a
-generator's samples vary (continuous scale and shift of the object, Gaussian blur, Gaussian
-noise), and cached under `<data_dir>/sdpo-rewards/<kind>-<key>/` as a checksummed checkpoint.
+generator's samples vary (continuous scale and shift of the object, jittered object and
+background colours, Gaussian blur, Gaussian noise), and cached under `<data_dir>/sdpo-rewards/<kind>-<key>/` as a checksummed checkpoint.
 
 The aesthetic target of an object of RGB colour f with half-extent r, centred at distance d
 (fractions of the side) from the image centre, on a background of colour b, after blur of
@@ -66,10 +66,12 @@ SCALE_RANGE = (0.75, 1.25)  # object scale about its centre
 MAX_SHIFT = 0.08  # object shift per axis (fraction of the side)
 MAX_NOISE = 0.15  # std of additive Gaussian noise
 MAX_BLUR = 1.5  # std of Gaussian blur (pixels)
+COLOUR_JITTER = 0.08  # object RGB moves up to this per channel (it stays nearest its name)
+BACKGROUND_JITTER = 0.2  # background RGB moves up to this per channel
 TARGET_SPEC = dict(
     weights=(CONTRAST_WEIGHT, SIZE_WEIGHT, CENTRE_WEIGHT), size_range=SIZE_RANGE,
     centre_radius=CENTRE_RADIUS, penalties=(NOISE_PENALTY, BLUR_PENALTY), scale=SCALE_RANGE,
-    shift=MAX_SHIFT, noise=MAX_NOISE, blur=MAX_BLUR,
+    shift=MAX_SHIFT, noise=MAX_NOISE, blur=MAX_BLUR, jitter=(COLOUR_JITTER, BACKGROUND_JITTER),
 )
 COLOURS, SHAPES = list(data.COLOURS), list(data.SHAPES)
 SIZES, POSITIONS, BACKGROUNDS = list(data.SIZES), list(data.POSITIONS), list(data.BACKGROUNDS)
@@ -136,19 +138,20 @@ def aesthetic_score(contrast: torch.Tensor, radius: torch.Tensor, offset: torch.
     return (clean - NOISE_PENALTY * noise - BLUR_PENALTY * blur).clamp(0, 10)
 
 
-def colour_contrast(colour: str, background: str) -> float:
-    """RGB distance of object and background colours over its maximum sqrt(3), in [0, 1]."""
-    diff = np.subtract(data.COLOURS[colour], data.BACKGROUNDS[background])
-    return float(np.linalg.norm(diff) / math.sqrt(3))
+def colour_contrast(colour, background) -> float:
+    """RGB distance of object and background colours (RGB triples) over its maximum sqrt(3)."""
+    return float(np.linalg.norm(np.subtract(colour, background)) / math.sqrt(3))
 
 
 def aesthetic_target(scene: data.Scene, scale: float = 1.0, shift: tuple[float, float] = (0.0, 0.0),
-                     noise: float = 0.0, blur: float = 0.0) -> float:
+                     noise: float = 0.0, blur: float = 0.0, rgb: tuple | None = None) -> float:
     """The target of a scene whose object is scaled by `scale` and moved by `shift`
-    (fractions of the side), blurred (std in pixels) and noised (std)."""
+    (fractions of the side), blurred (std in pixels) and noised (std); `rgb` = (object,
+    background) RGB when they differ from the scene's named colours."""
     cx, cy = data.POSITIONS[scene.position]
     offset = math.hypot(cx + shift[0] - 0.5, cy + shift[1] - 0.5)
-    factors = [colour_contrast(scene.colour, scene.background), data.SIZES[scene.size] * scale,
+    fg, bg = rgb or (data.COLOURS[scene.colour], data.BACKGROUNDS[scene.background])
+    factors = [colour_contrast(fg, bg), data.SIZES[scene.size] * scale,
                offset, noise, blur]
     return float(aesthetic_score(*(torch.tensor(f, dtype=torch.float64) for f in factors)))
 
@@ -189,9 +192,16 @@ def _half(n: int, low: float, high: float, gen: torch.Generator, neutral: float)
     return torch.where(torch.rand(n, generator=gen) < 0.5, values, torch.full((n,), neutral))
 
 
+def _rgb_jitter(n: int, amount: float, gen: torch.Generator) -> torch.Tensor:
+    """(n, 3) uniform offsets in [-amount, amount] for a random half of n colours, 0 for the rest."""
+    offsets = (torch.rand(n, 3, generator=gen) * 2 - 1) * amount
+    return offsets * (torch.rand(n, 1, generator=gen) < 0.5)
+
+
 def synth_batch(n: int, size: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
     """n varied renders: images (n, 3, size, size) in [0, 1], their aesthetic targets, and
-    the factors that made them (indices into COLOURS, SHAPES, ...; scale, shift, noise, blur)."""
+    the factors that made them (indices into COLOURS, SHAPES, ...; scale, shift, noise, blur,
+    and the object and background RGB `fg`, `bg`)."""
     shape = torch.randint(len(SHAPES), (n,), generator=gen)
     size_i = torch.randint(len(SIZES), (n,), generator=gen)
     pos = torch.randint(len(POSITIONS), (n,), generator=gen)
@@ -215,6 +225,8 @@ def synth_batch(n: int, size: int, gen: torch.Generator) -> dict[str, torch.Tens
 
     fg = torch.tensor([data.COLOURS[k] for k in COLOURS], dtype=torch.float32)[colour]
     bg = torch.tensor([data.BACKGROUNDS[k] for k in BACKGROUNDS], dtype=torch.float32)[background]
+    fg = (fg + _rgb_jitter(n, COLOUR_JITTER, gen)).clamp(0, 1)
+    bg = (bg + _rgb_jitter(n, BACKGROUND_JITTER, gen)).clamp(0, 1)
     images = bg[:, :, None, None] + alpha * (fg - bg)[:, :, None, None]
     images = _gaussian_blur(images, blur)
     images = (images + noise[:, None, None, None] * torch.randn(images.shape, generator=gen)).clamp(0, 1)
@@ -224,7 +236,7 @@ def synth_batch(n: int, size: int, gen: torch.Generator) -> dict[str, torch.Tens
     target = aesthetic_score(contrast, radius, (centre + shift - 0.5).norm(dim=1), noise, blur)
     return {"images": images, "target": target, "colour": colour, "shape": shape, "size": size_i,
             "position": pos, "background": background, "scale": scale, "shift": shift,
-            "noise": noise, "blur": blur}
+            "noise": noise, "blur": blur, "fg": fg, "bg": bg}
 
 
 def render_pool(n: int, size: int, gen: torch.Generator, chunk: int = 4096) -> dict[str, torch.Tensor]:

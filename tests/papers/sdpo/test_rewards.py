@@ -5,7 +5,6 @@ import json
 import math
 import shutil
 
-import numpy as np
 import pytest
 import torch
 
@@ -82,11 +81,11 @@ def test_aesthetic_target_exact(scene, kwargs, expected):
 
 
 def test_synth_batch_targets_follow_the_scene_definition():
-    batch = rewards.synth_batch(64, 16, torch.Generator().manual_seed(0))
-    assert batch["images"].shape == (64, 3, 16, 16)
+    batch = rewards.synth_batch(256, 16, torch.Generator().manual_seed(0))
+    assert batch["images"].shape == (256, 3, 16, 16)
     assert 0 <= batch["images"].min() and batch["images"].max() <= 1
     exact = 0
-    for i in range(64):
+    for i in range(256):
         scene = data.Scene(
             rewards.SHAPES[batch["shape"][i]], rewards.COLOURS[batch["colour"][i]],
             rewards.SIZES[batch["size"][i]], rewards.POSITIONS[batch["position"][i]],
@@ -95,14 +94,18 @@ def test_synth_batch_targets_follow_the_scene_definition():
         assert scene.colour != scene.background
         expected = rewards.aesthetic_target(
             scene, float(batch["scale"][i]), tuple(batch["shift"][i].tolist()),
-            float(batch["noise"][i]), float(batch["blur"][i]))
+            float(batch["noise"][i]), float(batch["blur"][i]),
+            (batch["fg"][i].tolist(), batch["bg"][i].tolist()))
         assert float(batch["target"][i]) == pytest.approx(expected, abs=1e-4)
-        if batch["scale"][i] == 1 and not batch["shift"][i].any() and batch["blur"][i] == 0 \
-                and batch["noise"][i] == 0:
+        assert rewards.colour_contrast(batch["fg"][i], data.COLOURS[scene.colour]) < 0.08
+        unchanged = (batch["fg"][i] == torch.tensor(data.COLOURS[scene.colour])).all() and \
+            (batch["bg"][i] == torch.tensor(data.BACKGROUNDS[scene.background])).all()
+        if unchanged and batch["scale"][i] == 1 and not batch["shift"][i].any() \
+                and batch["blur"][i] == 0 and batch["noise"][i] == 0:
             assert torch.allclose(batch["images"][i], scene_image(scene), atol=1e-5)
             exact += 1
     assert exact > 0
-    again = rewards.synth_batch(64, 16, torch.Generator().manual_seed(0))
+    again = rewards.synth_batch(256, 16, torch.Generator().manual_seed(0))
     assert all(torch.equal(batch[k], again[k]) for k in batch)
 
 
@@ -304,4 +307,4 @@ def test_every_configured_reward_is_built_or_explained():
 
     assert set(REWARDS) == {"jpeg-compressibility", "jpeg-incompressibility", "aesthetic", "match",
                             *reward_models.PRETRAINED}
-    assert np.isfinite(rewards.colour_contrast("red", "navy"))
+    assert rewards.colour_contrast((1, 1, 1), (0, 0, 0)) == pytest.approx(1.0)
