@@ -62,6 +62,12 @@ def step_table(cfg: SDPOExperimentConfig, metrics: dict, names: list[str], title
     return {"title": title, "columns": columns, "rows": rows}
 
 
+def paired(a: list[dict], b: list[dict]) -> tuple[list[dict], list[dict]]:
+    """The runs of a and b on the seeds both have (ablations may use fewer seeds)."""
+    common = sorted({r["seed"] for r in a} & {r["seed"] for r in b})
+    return ([r for r in a if r["seed"] in common], [r for r in b if r["seed"] in common])
+
+
 def _gains(runs: list[dict], n: int) -> list[float]:
     return [r[f"gain_{n}"] for r in runs]
 
@@ -86,11 +92,11 @@ def claims(cfg: SDPOExperimentConfig, groups: dict[str, list[dict]]) -> list[dic
         for base in BASELINES:
             if base not in groups:
                 continue
+            other, ours = paired(groups[base], sdpo)
             wins = [n for n in steps
-                    if significantly_lower([r[f"final_{n}"] for r in groups[base]],
-                                           [r[f"final_{n}"] for r in sdpo])]
+                    if significantly_lower([r[f"final_{n}"] for r in other], [r[f"final_{n}"] for r in ours])]
             diffs = ", ".join(
-                f"{n}: {np.mean([a[f'final_{n}'] - b[f'final_{n}'] for a, b in zip(sdpo, groups[base], strict=False)]):+.3g}"
+                f"{n}: {np.mean([a[f'final_{n}'] - b[f'final_{n}'] for a, b in zip(ours, other, strict=True)]):+.3g}"
                 for n in steps)
             out.append(claim(f"SDPO beats {base.upper()} at every step count",
                              f"SDPO − {base.upper()} > 0 at 1/2/4/8 steps", f"SDPO − {base.upper()}: {diffs}",
@@ -107,12 +113,13 @@ def claims(cfg: SDPOExperimentConfig, groups: dict[str, list[dict]]) -> list[dic
                          bool(g1 <= min(others.values()))))
     if sdpo and "sdpo-sparse" in groups:
         n = steps[0]
-        holds = significantly_lower([r[f"final_{n}"] for r in groups["sdpo-sparse"]],
-                                    [r[f"final_{n}"] for r in sdpo])
+        sparse, dense = paired(groups["sdpo-sparse"], sdpo)
+        holds = significantly_lower([r[f"final_{n}"] for r in sparse], [r[f"final_{n}"] for r in dense])
         out.append(claim(f"Dense rewards beat the sparse final reward at {n} step",
                          "the motivation of SDPO's dense reward",
-                         f"{np.mean([r[f'final_{n}'] for r in sdpo]):.4g} vs "
-                         f"{np.mean([r[f'final_{n}'] for r in groups['sdpo-sparse']]):.4g}", holds))
+                         f"{np.mean([r[f'final_{n}'] for r in dense]):.4g} vs "
+                         f"{np.mean([r[f'final_{n}'] for r in sparse]):.4g} "
+                         f"(seeds {[r['seed'] for r in sparse]})", holds))
     return out
 
 
