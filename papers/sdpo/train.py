@@ -48,6 +48,11 @@ ABLATION_CHANGES = {
 }
 
 
+# train.* keys a run's numbers depend on (not which methods/ablations reproduce launches)
+TRAINING_KEYS = tuple(f"train.{k}" for k in ("epochs", "batch_size", "grad_accum", "inner_epochs", "lr",
+                                              "weight_decay", "grad_clip", "threads", "checkpoint_every"))
+
+
 def run_name(method: str, ablation: str = "") -> str:
     return f"sdpo-{ablation}" if ablation else method
 
@@ -274,7 +279,7 @@ def train(cfg: SDPOExperimentConfig, ctx: Context, method: str | None = None, ab
     run_dir, resuming = resolve_run_dir(cfg.resume, cfg.runs_dir, ctx.slug, ctx.config_name, name, seed)
     if resuming:
         check_same_config(run_dir, cfg, ("data.", "text.", "base.", "policy.", "reward.", "sample.",
-                                          "sdpo.", "baselines.", "train.", "eval.", "deterministic"))
+                                          "sdpo.", "baselines.", *TRAINING_KEYS, "eval.", "deterministic"))
         if is_done(run_dir):
             return read_summary(run_dir)
     trainer = Trainer(cfg, method, seed, backbone)

@@ -1,0 +1,99 @@
+"""End to end: `reproduce --config smoke` writes the reward-by-steps table for the base model
+and every method, the ablation table, claims, curves and image grids; the same seed gives
+identical numbers; `resume=latest` reuses finished runs; user errors end with one line and
+exit code 2."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import papers.sdpo
+from papers.sdpo.__main__ import COMMANDS
+from papers.sdpo.config import SDPOExperimentConfig
+from shared.cli import run_cli
+
+PAPER_DIR = Path(papers.sdpo.__file__).parent
+REPO = PAPER_DIR.parents[1]
+
+
+def _reproduce(root, data_dir, *extra):
+    argv = ["reproduce", "--config", "smoke", f"runs_dir={root}", f"data_dir={data_dir}", "wandb=false", *extra]
+    assert run_cli("sdpo", SDPOExperimentConfig, COMMANDS, PAPER_DIR, argv) == 0
+    outs = sorted((root / "sdpo" / "smoke" / "reproduce").iterdir())
+    return outs[-1], json.loads((outs[-1] / "results.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    root, data = tmp_path_factory.mktemp("runs"), tmp_path_factory.mktemp("data")
+    return root, data, *_reproduce(root, data)
+
+
+def test_smoke_reproduce_reports_rewards_by_steps_for_base_and_every_method(first_run):
+    _, _, out, results = first_run
+    assert (out / "RESULTS.md").read_text().startswith("# SDPO")
+    main, ablations = results["tables"]
+    assert [row[0] for row in main["rows"]] == ["base", "sdpo", "ddpo", "d3po", "rebel"]
+    assert main["columns"][1:5] == ["1 step", "2 steps", "4 steps", "8 steps"]
+    assert [row[0] for row in ablations["rows"]] == [
+        "base", "sdpo", "sdpo-sparse", "sdpo-oracle", "sdpo-gamma0", "sdpo-lambda1", "sdpo-no-shuffle"]
+    for method in ("sdpo", "ddpo", "d3po", "rebel"):
+        assert results["methods"][method]["reward_1"]["n"] == 2
+    assert results["methods"]["sdpo-sparse"]["reward_8"]["n"] == 1
+    # the base row is the common starting point of every run
+    base = results["methods"]["base"]["reward_4"]["mean"]
+    for method in ("sdpo", "ddpo"):
+        gains = results["methods"][method]["gain_4"]["values"]
+        finals = results["methods"][method]["reward_4"]["values"]
+        assert [pytest.approx(f - g) for f, g in zip(finals, gains, strict=True)] == [base, base]
+    claims = [c["claim"] for c in results["claims"]]
+    assert claims[0].startswith("SDPO improves the reward at every step count")
+    assert sum("SDPO beats" in c for c in claims) == 3
+    (dense,) = [c for c in results["claims"] if c["claim"].startswith("Dense rewards")]
+    assert dense["ours"].endswith("(seeds [0])")  # ablations (1 seed) are paired with SDPO's seed 0
+    for plot in results["plots"]:
+        assert (out / plot).read_bytes()[:4] == b"\x89PNG"
+    assert {"grid_base.png", "grid_sdpo.png", "gain_vs_steps.png", "reward_vs_samples_1step.png"} <= set(results["plots"])
+
+
+def test_same_seed_gives_identical_results_and_resume_reuses_runs(first_run, tmp_path):
+    root, data, _, results = first_run
+    _, again = _reproduce(tmp_path, data, "train.methods=[sdpo,d3po]", "train.ablations=[]")
+    for method in ("sdpo", "d3po", "base"):
+        assert again["methods"][method] == results["methods"][method]
+    before = sorted((root / "sdpo" / "smoke" / "sdpo").iterdir())
+    _, reused = _reproduce(root, data, "resume=latest", "train.methods=[sdpo]", "train.ablations=[]")
+    assert sorted((root / "sdpo" / "smoke" / "sdpo").iterdir()) == before
+    assert reused["methods"]["sdpo"] == results["methods"]["sdpo"]
+
+
+def test_eval_command_scores_the_latest_checkpoint(first_run, capsys):
+    root, data, _, _ = first_run
+    argv = ["eval", "--config", "smoke", f"runs_dir={root}", f"data_dir={data}", "wandb=false", "method=rebel"]
+    assert run_cli("sdpo", SDPOExperimentConfig, COMMANDS, PAPER_DIR, argv) == 0
+    out = capsys.readouterr().out
+    assert "at epoch 2" in out and "8 steps" in out
+    assert Path(out.strip().splitlines()[-1].split("grid: ")[1]).exists()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["train", "--config", "smoke", "method=sdpoo"], ["method", "not one of"]),
+    (["train", "--config", "smoke", "ablation=dense"], ["ablation", "not in"]),
+    (["train", "--config", "smoke", "sample.pairs_per_epoch=3"], ["multiple of train.batch_size"]),
+    (["train", "--config", "smoke", "policy.model=stable-diffusion", "policy.path=/nowhere"], ["/nowhere"]),
+    (["train", "--config", "smoke", "reward.name=pickscore"], ["reward.path"]),
+    (["eval", "--config", "smoke", "method=ddpo"], ["no ddpo run"]),
+])
+def test_user_errors_exit_2_with_one_line(tmp_path, args, words):
+    env = {"HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled", "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, "-m", "papers.sdpo", *args, f"runs_dir={tmp_path}/runs",
+                           f"data_dir={tmp_path}/data", "wandb=false"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.strip().splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, proc.stderr[-2000:]
+    for word in words:
+        assert word in lines[0]
