@@ -153,3 +153,35 @@ def write_run_info(run_dir: Path, cfg: Any, extra: dict | None = None) -> dict:
     name = "run.json" if not (run_dir / "run.json").exists() else f"run-resumed-{_stamp()}.json"
     (run_dir / name).write_text(json.dumps(info, indent=2) + "\n")
     return info
+
+
+def read_summary(run_dir: str | Path) -> dict:
+    """summary.json of a finished run (a finished run without one is a user-visible error)."""
+    path = Path(run_dir) / "summary.json"
+    if not path.exists():
+        raise UserError(f"run {run_dir} is marked finished but has no summary.json")
+    return json.loads(path.read_text())
+
+
+def run_jobs(fn: Any, jobs: list, processes: int, desc: str) -> list:
+    """[fn(job) for job in jobs] in order, with a progress bar; with `processes` > 1 in that
+    many spawned processes (`fn` must be a module-level function, jobs picklable)."""
+    import multiprocessing as mp
+
+    from shared.tracking import progress
+
+    bar = progress(total=len(jobs), desc=desc)
+    results = []
+    try:
+        if processes <= 1:
+            for job in jobs:
+                results.append(fn(job))
+                bar.update(1)
+        else:
+            with mp.get_context("spawn").Pool(processes) as pool:
+                for result in pool.imap(fn, jobs):
+                    results.append(result)
+                    bar.update(1)
+    finally:
+        bar.close()
+    return results

@@ -25,7 +25,6 @@ from papers.fwa.averaging import Averagers, load_weights
 from papers.fwa.config import FWAConfig, TrainConfig
 from papers.fwa.data import Split, cifar, mnist1d
 from papers.fwa.model import build_model
-from shared import UserError
 from shared.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
@@ -36,7 +35,14 @@ from shared.checkpoint import (
 from shared.cli import Context
 from shared.config import to_dict
 from shared.device import make_accelerator
-from shared.runs import check_same_config, is_done, mark_done, resolve_run_dir, write_run_info
+from shared.runs import (
+    check_same_config,
+    is_done,
+    mark_done,
+    read_summary,
+    resolve_run_dir,
+    write_run_info,
+)
 from shared.seeding import rng_state, seed_everything, set_rng_state, torch_generator
 from shared.tracking import Tracker, progress
 
@@ -194,7 +200,7 @@ def train(cfg: FWAConfig, ctx: Context, seed: int | None = None) -> dict:
     if resuming:
         check_same_config(run_dir, cfg, ("train.", "precision", "deterministic", "data_dir"))
         if is_done(run_dir):  # finished before: reuse its final metrics
-            return {"run_dir": run_dir, "final": read_summary(run_dir)}
+            return {"run_dir": run_dir, "final": read_summary(run_dir)["final"]}
     ckpt = latest_checkpoint(run_dir / "checkpoints") if resuming else None
     if ckpt is not None:
         trainer.restore(ckpt)
@@ -230,8 +236,3 @@ def train(cfg: FWAConfig, ctx: Context, seed: int | None = None) -> dict:
     return {"run_dir": run_dir, "final": final or {}}
 
 
-def read_summary(run_dir: Path) -> dict:
-    path = Path(run_dir) / "summary.json"
-    if not path.exists():
-        raise UserError(f"run {run_dir} is marked finished but has no summary.json")
-    return json.loads(path.read_text())["final"]

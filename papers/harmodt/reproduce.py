@@ -7,7 +7,6 @@ latest checkpoint.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 from pathlib import Path
 
 from papers.harmodt import report
@@ -17,8 +16,7 @@ from papers.harmodt.train import train
 from shared.cli import Context
 from shared.offline_rl import dataset_report
 from shared.results import build_results, write_results
-from shared.runs import new_reproduce_dir
-from shared.tracking import progress
+from shared.runs import new_reproduce_dir, run_jobs
 
 TITLE = "HarmoDT: Harmony Multi-Task Decision Transformer (and G-HarmoDT)"
 
@@ -38,19 +36,7 @@ def _one_run(args: tuple) -> dict:
 
 def run_all(cfg: HarmoDTConfig, ctx: Context) -> list[dict]:
     jobs = [(cfg, ctx, m, q, s) for q in cfg.data.qualities for m in cfg.train.methods for s in cfg.seeds]
-    bar = progress(total=len(jobs), desc="harmodt runs")
-    summaries = []
-    if cfg.parallel_runs <= 1:
-        for job in jobs:
-            summaries.append(_one_run(job))
-            bar.update(1)
-    else:
-        with mp.get_context("spawn").Pool(cfg.parallel_runs) as pool:
-            for summary in pool.imap(_one_run, jobs):
-                summaries.append(summary)
-                bar.update(1)
-    bar.close()
-    return summaries
+    return run_jobs(_one_run, jobs, cfg.parallel_runs, "harmodt runs")
 
 
 def reproduce(cfg: HarmoDTConfig, ctx: Context) -> Path:

@@ -27,7 +27,6 @@ from papers.harmodt.grouping import (
 from papers.harmodt.harmony import HarmonyMasks
 from papers.harmodt.masks import mask_overlap, maskable_names
 from papers.harmodt.model import action_loss, build_model
-from shared import UserError
 from shared.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
@@ -38,7 +37,14 @@ from shared.checkpoint import (
 from shared.cli import Context
 from shared.config import to_dict
 from shared.device import resolve_device
-from shared.runs import check_same_config, is_done, mark_done, resolve_run_dir, write_run_info
+from shared.runs import (
+    check_same_config,
+    is_done,
+    mark_done,
+    read_summary,
+    resolve_run_dir,
+    write_run_info,
+)
 from shared.seeding import rng_state, seed_everything, set_rng_state, torch_generator
 from shared.tracking import Tracker, progress
 
@@ -241,10 +247,3 @@ def train(cfg: HarmoDTConfig, ctx: Context, method: str | None = None, quality: 
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     mark_done(run_dir)
     return summary
-
-
-def read_summary(run_dir: Path) -> dict:
-    path = Path(run_dir) / "summary.json"
-    if not path.exists():
-        raise UserError(f"run {run_dir} is marked finished but has no summary.json")
-    return json.loads(path.read_text())

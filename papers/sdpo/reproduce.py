@@ -8,7 +8,6 @@ latest checkpoint.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import shutil
 from pathlib import Path
 
@@ -19,8 +18,7 @@ from papers.sdpo.config import SDPOExperimentConfig
 from papers.sdpo.train import load_backbone, run_name, train
 from shared.cli import Context
 from shared.results import build_results, write_results
-from shared.runs import new_reproduce_dir
-from shared.tracking import progress
+from shared.runs import new_reproduce_dir, run_jobs
 
 TITLE = "SDPO: Aligning Few-Step Diffusion Models with Dense Reward Difference Learning"
 
@@ -47,20 +45,7 @@ def _one_run(args: tuple) -> dict:
 
 
 def run_all(cfg: SDPOExperimentConfig, ctx: Context) -> list[dict]:
-    todo = [(cfg, ctx, m, a, s) for m, a, s in jobs(cfg)]
-    bar = progress(total=len(todo), desc="sdpo runs")
-    summaries = []
-    if cfg.parallel_runs <= 1:
-        for job in todo:
-            summaries.append(_one_run(job))
-            bar.update(1)
-    else:
-        with mp.get_context("spawn").Pool(cfg.parallel_runs) as pool:
-            for summary in pool.imap(_one_run, todo):
-                summaries.append(summary)
-                bar.update(1)
-    bar.close()
-    return summaries
+    return run_jobs(_one_run, [(cfg, ctx, m, a, s) for m, a, s in jobs(cfg)], cfg.parallel_runs, "sdpo runs")
 
 
 def copy_grids(groups: dict[str, list[dict]], out: Path) -> list[str]:

@@ -35,7 +35,14 @@ from shared.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoin
 from shared.cli import Context
 from shared.config import to_dict
 from shared.device import make_accelerator
-from shared.runs import check_same_config, is_done, mark_done, resolve_run_dir, write_run_info
+from shared.runs import (
+    check_same_config,
+    is_done,
+    mark_done,
+    read_summary,
+    resolve_run_dir,
+    write_run_info,
+)
 from shared.seeding import rng_state, seed_everything, set_rng_state
 from shared.tracking import Tracker, progress
 
@@ -319,10 +326,3 @@ def train(cfg: SDPOExperimentConfig, ctx: Context, method: str | None = None, ab
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         mark_done(run_dir)
     return summary
-
-
-def read_summary(run_dir: Path) -> dict:
-    path = Path(run_dir) / "summary.json"
-    if not path.exists():
-        raise UserError(f"run {run_dir} is marked finished but has no summary.json")
-    return json.loads(path.read_text())

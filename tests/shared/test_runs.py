@@ -62,3 +62,28 @@ def test_resuming_with_a_different_relevant_config_is_refused(tmp_path):
     check_same_config(tmp_path, Cfg(lr=0.5, resume="latest"), ("lr",))
     with pytest.raises(UserError, match="different values of lr"):
         check_same_config(tmp_path, Cfg(lr=0.1), ("lr",))
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+def test_run_jobs_keeps_order_in_one_or_several_processes():
+    from shared.runs import run_jobs
+
+    assert run_jobs(_square, [3, 1, 2], 1, "jobs") == [9, 1, 4]
+    assert run_jobs(_square, [3, 1, 2], 2, "jobs") == [9, 1, 4]
+
+
+def test_read_summary_of_a_finished_run(tmp_path):
+    import json
+
+    import pytest
+
+    from shared import UserError
+    from shared.runs import read_summary
+
+    with pytest.raises(UserError, match="no summary.json"):
+        read_summary(tmp_path)
+    (tmp_path / "summary.json").write_text(json.dumps({"final": 1.5}))
+    assert read_summary(tmp_path) == {"final": 1.5}
