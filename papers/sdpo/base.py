@@ -106,6 +106,16 @@ def new_backbone(cfg: SDPOExperimentConfig, words: list[str] | None = None) -> P
                          build_scheduler(cfg.base))
 
 
+def _step(loss: torch.Tensor, params: list[torch.nn.Parameter], opt, schedule) -> float:
+    """One clipped AdamW step with its learning-rate schedule; returns the loss."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    schedule.step()
+    return loss.item()
+
+
 def _optimizer(params: list[torch.nn.Parameter], lr: float, steps: int):
     opt = torch.optim.AdamW(params, lr=lr)
     return opt, get_cosine_schedule_with_warmup(opt, int(WARMUP_FRACTION * steps), steps)
@@ -131,12 +141,7 @@ def pretrain(backbone: PixelBackbone, cfg: SDPOExperimentConfig,
         x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
         cond = backbone.text_encoder(input_ids=ids[pick].to(device)).last_hidden_state
         loss = torch.nn.functional.mse_loss(backbone.unet(x_t, t, cond).sample, noise)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        schedule.step()
-        losses.append(loss.item())
+        losses.append(_step(loss, params, opt, schedule))
     return losses
 
 
@@ -212,12 +217,7 @@ def distill(backbone: PixelBackbone, cfg: SDPOExperimentConfig, data: dict[str, 
         eps = backbone.unet(x_t, t, data["cond"][pick].to(device)).sample
         x0 = (x_t - (1 - abar).sqrt() * eps) / abar.sqrt()
         loss = torch.nn.functional.mse_loss(x0, data["targets"][pick].to(device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        schedule.step()
-        losses.append(loss.item())
+        losses.append(_step(loss, params, opt, schedule))
     return losses
 
 
