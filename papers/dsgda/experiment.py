@@ -131,9 +131,10 @@ def build_replicas(cfg: DSGDAConfig, problem, pool: Pool, points: list[Point], s
 
 
 def run_points(cfg: DSGDAConfig, setting: str, seed: int, points: list[Point],
-               show_progress: bool = False, trace_fn=None) -> dict:
+               show_progress: bool = False, trace_fn=None, keep_trace: bool = False) -> dict:
     """Simulate (or, with `trace_fn`, run another backend on) the points of one (m, n) shape
-    and summarise every point: {point key: {metric: [per horizon]}, "T": [...]}."""
+    and summarise every point: {"T": [...], "output": ..., "points": {key: {metric: [per
+    horizon]}}} (+ "trace", the raw iterates, with `keep_trace`)."""
     problem, pool = problem_for(cfg, setting)
     reps = build_replicas(cfg, problem, pool, points, seed, cfg.sweep.pairs)
     hs = horizons(cfg.sgda.steps, cfg.sgda.eval_points)
@@ -142,7 +143,10 @@ def run_points(cfg: DSGDAConfig, setting: str, seed: int, points: list[Point],
                          show_progress=show_progress, desc=f"{setting} m={points[0].m} n={points[0].n}")
     else:
         trace = trace_fn(problem, reps, hs)
-    return summarise(cfg, problem, pool, reps, trace, points, setting)
+    out = summarise(cfg, problem, pool, reps, trace, points, setting)
+    if keep_trace:
+        out["trace"] = trace
+    return out
 
 
 def problem_for(cfg: DSGDAConfig, setting: str):
@@ -155,6 +159,12 @@ def summarise(cfg: DSGDAConfig, problem, pool: Pool, reps: Replicas, trace: dict
               points: list[Point], setting: str) -> dict:
     """Per point: ε and every measure for both outputs, averaged over its replicas/pairs."""
     pairs = cfg.sweep.pairs
+    for key in ("x", "y"):
+        bad = ~torch.isfinite(trace[key]).all(-1).all(-1)
+        if bad.any():
+            point = points[int(bad.nonzero()[0]) // (2 * pairs)]
+            raise UserError(f"{setting}: the iterates diverged at {point.key} (T ≤ {cfg.sgda.steps}); "
+                            "use smaller step sizes (sgda.lr_x/lr_y, sweep.etas)")
     out: dict = {"T": list(trace["T"]), "output": OUTPUT_OF_SETTING[setting], "points": {}}
     per_output = {o: measures.evaluate(problem, reps, trace, pool.z_test, o) for o in measures.OUTPUTS}
     eps = {o: measures.pair_distance(trace, o) for o in measures.OUTPUTS}

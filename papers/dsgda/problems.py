@@ -605,6 +605,8 @@ def _make_plsc(problem: ProblemConfig, data: DataConfig) -> tuple[Problem, Pool]
     noise_scale = np.where(group == 1, 1.0, 0.3) * signal[:P].std()
     target = signal + noise_scale * rng.standard_normal(N)
     phi_p, phi_t = _standardise(phi[:P], phi[P:])
+    shrink = np.sqrt(k / d)  # E‖φ‖² = rank, so one sample's curvature ≈ (1 + y_g)·rank, not (1 + y_g)·d
+    phi_p, phi_t = shrink * phi_p, shrink * phi_t
     t_p, t_t = _standardise(target[:P, None], target[P:, None])
     zp = np.concatenate([phi_p, t_p, group[:P, None]], 1)
     zt = np.concatenate([phi_t, t_t, group[P:, None]], 1)
@@ -642,7 +644,8 @@ def make_problem(problem: ProblemConfig, data: DataConfig) -> tuple[Problem, Poo
       test_samples the test set (pool + test ≤ 569; 341/228 is a 60/40 split). label = class.
     - plsc: make_regression latents Z (N × plsc_rank, noise-free) and target Zβ; features
       φ = Z Aᵀ with A (features × rank) ~ N(0, 1) seeded by data_seed, so rank φ = plsc_rank
-      (standardising keeps it); group g = 1[Z_0 > 0] (= label); target = Zβ + Gaussian noise
+      (standardising keeps it), then scaled by sqrt(rank/features) so E‖φ‖² = rank and the
+      brief's η grid stays stable for single-sample steps; group g = 1[Z_0 > 0] (= label); target = Zβ + Gaussian noise
       whose std is 0.3 (group 0) or 1.0 (group 1) times std(Zβ), so the groups' losses differ;
       then standardised.
     - ncnc: (u, v) = make_classification features (2·ncnc_dim, all informative), standardised

@@ -66,6 +66,8 @@ def graph_of(topology: str, m: int, spec: str = "") -> nx.Graph:
         return nx.cycle_graph(m) if m > 2 else nx.complete_graph(m)
     if topology == "torus":
         p, q = torus_shape(m)
+        if p < 2:
+            raise UserError(f"topology torus needs clients = p×q with p, q ≥ 2 (got {m}); try 9, 12 or 16")
         return nx.convert_node_labels_to_integers(nx.grid_2d_graph(p, q, periodic=True))
     if topology == "star":
         return nx.star_graph(m - 1)

@@ -438,7 +438,8 @@ def test_make_problem_is_deterministic_in_data_seed(setting):
     assert a.z.dtype == DT and a.label.dtype == torch.int64 and a.num_labels == 2
     assert set(a.label.tolist()) == {0, 1} and p1.setting == setting
     feats = a.z[:, : {"cc": 7, "scsc": 7, "plsc": 7, "ncnc": 8}[setting]]
-    scale = 0.5 if setting == "ncnc" else 1.0
+    # ncnc: ×ncnc_scale; plsc: ×sqrt(rank/features) so that E‖φ‖² = rank
+    scale = {"ncnc": 0.5, "plsc": (pc.plsc_rank / 7) ** 0.5}.get(setting, 1.0)
     torch.testing.assert_close(
         feats.mean(0), torch.zeros(feats.shape[1], dtype=DT), rtol=0, atol=1e-12
     )
