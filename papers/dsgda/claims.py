@@ -50,7 +50,9 @@ def growth(res, setting: str) -> tuple[float, list[float], list[float], int]:
     curves = np.asarray(res.curves(setting, base_point(res.cfg), "eps"))
     with np.errstate(divide="ignore", invalid="ignore"):
         exps = np.log(curves[:, -1] / curves[:, a]) / np.log(T[-1] / T[a])
-    return float(np.mean(exps)), list(curves[:, a]), list(curves[:, -1]), T[a]
+    exps = exps[np.isfinite(exps)]  # ε = 0 at T/10 when the replaced sample was not drawn yet
+    exponent = float(np.mean(exps)) if len(exps) else float("nan")
+    return exponent, list(curves[:, a]), list(curves[:, -1]), T[a]
 
 
 def stability_in_T(res, setting: str, expect: str) -> dict:

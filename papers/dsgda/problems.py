@@ -73,7 +73,8 @@ def _min_quadratic(Q: Tensor, g: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
     Uses the pseudo-inverse (eigenvalues below 1e-10·max, or 1e-4·max in float32, are treated
     as zero, so singular Q with g in its range is fine) and returns the minimum-norm minimiser
     θ* = −Q⁺g with one step of iterative refinement, and the quadratic evaluated at θ* (an
-    attained value: its error is second order in θ*'s error).
+    attained value: its error is second order in θ*'s error). When g has a component outside
+    Q's range the quadratic is unbounded below and the value is −inf.
     """
     Q = 0.5 * (Q + Q.transpose(-1, -2))
     evals, evecs = torch.linalg.eigh(Q)
@@ -88,7 +89,10 @@ def _min_quadratic(Q: Tensor, g: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
     theta = theta - pinv_apply((Q @ theta[..., None])[..., 0] + g)
     Qtheta = (Q @ theta[..., None])[..., 0]
     value = (theta * (Qtheta + 2.0 * g)).sum(-1) + c
-    return theta, value
+    # g outside Q's range (a singular Q, e.g. fewer samples than features): unbounded below
+    scale = g.norm(dim=-1) + evals.abs().amax(-1) * theta.norm(dim=-1) + 1.0
+    unbounded = (Qtheta + g).norm(dim=-1) > (1e-7 if Q.dtype == torch.float64 else 1e-3) * scale
+    return theta, torch.where(unbounded, torch.full_like(value, -torch.inf), value)
 
 
 def _golden_max(q, lo: Tensor, hi: Tensor, iters: int = 60) -> tuple[Tensor, Tensor]:

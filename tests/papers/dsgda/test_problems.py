@@ -489,3 +489,13 @@ def test_plsc_features_are_rank_deficient_and_bad_configs_raise():
     with pytest.raises(UserError):
         make_problem(ProblemConfig(setting="cc"), DataConfig(pool_samples=1))
     assert np.isfinite(pool.z.numpy()).all()
+
+
+def test_min_quadratic_reports_unbounded_below_as_minus_inf():
+    from papers.dsgda.problems import _min_quadratic
+
+    Q = torch.diag(torch.tensor([1.0, 0.0], dtype=DT))  # θᵀQθ + 2gᵀθ: min −g₁² if g₂ = 0
+    zero = torch.tensor(0.0, dtype=DT)
+    theta, value = _min_quadratic(Q, torch.tensor([1.0, 0.0], dtype=DT), zero)
+    assert value.item() == -1.0 and theta.tolist() == [-1.0, 0.0]
+    assert _min_quadratic(Q, torch.tensor([1.0, 0.5], dtype=DT), zero)[1].item() == -float("inf")
