@@ -29,6 +29,14 @@ def choice(default: str, *options: str) -> Any:
     return field(default=default, metadata={"choices": tuple(options)})
 
 
+def check_subset(key: str, values: list, allowed) -> None:
+    """For a schema's __post_init__: every entry of a list field must be one of `allowed`
+    (load_config turns the ValueError into a one-line user error)."""
+    bad = [v for v in values if v not in allowed]
+    if bad:
+        raise ValueError(f"config key '{key}': {bad} not in {', '.join(map(str, allowed))}")
+
+
 @dataclass
 class Common:
     """Fields every paper's config has."""

@@ -6,17 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from shared.config import Common, choice
+from shared.config import Common, check_subset, choice
 
 SETTINGS = ("cc", "scsc", "plsc", "ncnc")
 TOPOLOGIES = ("full", "ring", "torus", "star", "graph", "matrix")
 SWEEPS = ("T", "eta", "K", "topology", "m", "N", "split")
-
-
-def _check_subset(key: str, values: list, allowed) -> None:
-    bad = [v for v in values if v not in allowed]
-    if bad:
-        raise ValueError(f"config key '{key}': {bad} not in {', '.join(map(str, allowed))}")
 
 
 @dataclass
@@ -81,9 +75,9 @@ class SweepConfig:
     processes: int = 1  # parallel worker processes (one torch thread each)
 
     def __post_init__(self) -> None:
-        _check_subset("sweep.settings", self.settings, SETTINGS)
-        _check_subset("sweep.sweeps", self.sweeps, SWEEPS)
-        _check_subset("sweep.topologies", self.topologies, TOPOLOGIES[:4])
+        check_subset("sweep.settings", self.settings, SETTINGS)
+        check_subset("sweep.sweeps", self.sweeps, SWEEPS)
+        check_subset("sweep.topologies", self.topologies, TOPOLOGIES[:4])
 
 
 @dataclass

@@ -4,16 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from shared.config import Common, choice
+from shared.config import Common, check_subset, choice
 
 SCHEDULE_POWERS = {"const": 0.0, "sqrt": 0.5, "inv": 1.0}  # α_t = c · t^(−power)
 BINARY_DATASETS = ("breast_cancer", "synthetic")
-
-
-def _check_subset(key: str, values: list[str], allowed) -> None:
-    bad = [v for v in values if v not in allowed]
-    if bad:
-        raise ValueError(f"config key '{key}': {bad} not in {', '.join(allowed)}")
 
 
 def _check_windows(key: str, windows: list[int]) -> None:
@@ -40,9 +34,9 @@ class ConvexConfig:
     theory_c0: float = 2.0  # C₀ in FWA's (C₀ + log(T/k)) factor [recon: the paper's constant is not public]
 
     def __post_init__(self) -> None:
-        _check_subset("convex.datasets", self.datasets, BINARY_DATASETS)
-        _check_subset("convex.schedules", self.schedules, SCHEDULE_POWERS)
-        _check_subset("convex.lr", list(self.lr), SCHEDULE_POWERS)
+        check_subset("convex.datasets", self.datasets, BINARY_DATASETS)
+        check_subset("convex.schedules", self.schedules, SCHEDULE_POWERS)
+        check_subset("convex.lr", list(self.lr), SCHEDULE_POWERS)
         _check_windows("convex.windows", self.windows)
         missing = [s for s in self.schedules if s not in self.lr]
         if missing:
@@ -70,8 +64,8 @@ class StabilityConfig:
     lr: dict[str, float] = field(default_factory=lambda: {"const": 0.05, "inv": 0.5})  # c per schedule
 
     def __post_init__(self) -> None:
-        _check_subset("stability.models", self.models, ("convex", "nonconvex"))
-        _check_subset("stability.schedules", self.schedules, SCHEDULE_POWERS)
+        check_subset("stability.models", self.models, ("convex", "nonconvex"))
+        check_subset("stability.schedules", self.schedules, SCHEDULE_POWERS)
         _check_windows("stability.windows", self.windows)
         if max(self.sizes) + 1 > self.pool_samples:
             raise ValueError("config key 'stability.sizes': n must be below stability.pool_samples")
@@ -116,4 +110,4 @@ class FWAConfig(Common):
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
-        _check_subset("experiments", self.experiments, ("convex", "stability", "nonconvex"))
+        check_subset("experiments", self.experiments, ("convex", "stability", "nonconvex"))

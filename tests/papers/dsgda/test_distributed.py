@@ -18,7 +18,7 @@ def _train(repo_root, runs, launcher, *extra):
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run,) = (runs / "dsgda" / "smoke").glob("train-*/seed*")
-    return torch.load(run / "trace.pt"), run
+    return torch.load(run / "trace.pt", weights_only=True), run
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="gloo on loopback")
