@@ -83,8 +83,12 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    gamma_grid: list[float] = field(default_factory=lambda: [2.0e-4 + 1e-5 * i for i in range(101)])  # GZSL calibration γ (released grid 2.0–3.0 × 1e-4)
-    heldout_fraction: float = 0.2  # seen-class training samples held out to choose γ honestly
+    """GZSL calibration. The released code searches γ ∈ [2.0, 3.0] × 1e-4 on the test set; our
+    grid spans 0 … the largest seen-over-unseen score margin, so it fits every head's scale."""
+
+    gamma_points: int = 201  # grid size for γ
+    pseudo_unseen: float = 0.2  # honest γ: this fraction of the seen classes plays unseen in a validation head
+    heldout_fraction: float = 0.2  # ...and this fraction of the other seen classes' samples is held out
 
 
 @dataclass
