@@ -123,15 +123,15 @@ MOTIONS: dict[tuple[str, str], Motion] = {
         back=("{part} straightens out again", "{part} extends back down to the floor"),
         result="folding {limb}",
     ),
-    ("flex_distal", "torso"): Motion(
-        acts=("bows the head at the neck", "bends the neck to drop the head", "nods the head down"),
-        verbs=("bows the head", "bends the neck", "drops the head"),
-        how=("forward until the chin nears the chest", "down while the trunk stays still", "toward the chest from the top of the spine"),
-        main_verb="flexes", distal_verb="bends forward",
-        move=("the head drops forward", "the neck bends down"),
-        hold=("the head stays lowered", "the head is held down"),
-        back=("the head lifts back up", "the neck straightens again"),
-        result="lowering the head",
+    ("flex_distal", "torso"): Motion(  # the synthesiser's torso "bend" is a squat (knees β, trunk α)
+        acts=("squats down by bending the knees", "lowers {part} into a squat", "crouches down on bent knees"),
+        verbs=("squats", "crouches", "sinks"),
+        how=("down with the knees bent deeply", "until the hips drop toward the heels", "low while the trunk leans slightly forward"),
+        main_verb="leans forward", distal_verb="bends",
+        move=("the body sinks into a squat", "the knees bend and the hips drop"),
+        hold=("the body stays low in the squat", "the squat is held"),
+        back=("the body rises back to standing", "the knees straighten to stand up"),
+        result="lowering the body",
     ),
     ("axial", "arm"): Motion(
         acts=("twists {part}", "rotates {part} at the shoulder", "turns {part} about the long axis"),
@@ -164,6 +164,10 @@ MOTIONS: dict[tuple[str, str], Motion] = {
         result="turning the trunk",
     ),
 }
+
+# The synthesiser scales the spine's share of a torso bow (0.6) and lean (0.5): the fine text
+# states the angle the trunk really reaches.
+TORSO_SCALE = {"flex_forward": 0.6, "abduct": 0.5}
 
 # kind of part -> (main joint, distal joint, limb noun)
 JOINTS = {"arm": ("shoulder", "elbow", "arm"), "leg": ("hip", "knee", "leg"),
@@ -225,7 +229,10 @@ def _part(cls: ActionClass) -> _Part:
     kind = "arm" if "arm" in cls.part else "leg" if "leg" in cls.part else "torso"
     main, distal, limb = JOINTS[kind]
     if kind == "torso":
-        return _Part(f"the {phrase}", f"the {main}", f"the {distal}", f"the {limb}", False, kind)
+        if PRIMITIVES[cls.primitive].rotation == "flex_distal":  # a squat: the knees do the bending
+            distal = "each knee"
+        return _Part(f"the {phrase}", f"the {main}", f"the {distal}", f"the {limb}", False, kind) \
+            if distal == "neck" else _Part(f"the {phrase}", f"the {main}", distal, f"the {limb}", False, kind)
     side = phrase.split()[0]
     if side == "both":
         return _Part(phrase, f"both {main}s", f"both {distal}s", f"both {limb}s", True, kind)
@@ -277,9 +284,10 @@ def _joint_clauses(cls: ActionClass, i: int) -> tuple[str, str]:
     """(leading joint clause, other joint clause) with the record's angles."""
     prim = PRIMITIVES[cls.primitive]
     part, motion = _part(cls), _motion(cls)
-    a, s = _num(prim.angle_deg), _num(prim.secondary_deg)
+    angle = prim.angle_deg * (TORSO_SCALE.get(prim.rotation, 1.0) if part.kind == "torso" else 1.0)
+    a, s = _num(angle), _num(prim.secondary_deg)
     about = ("about", "roughly", "around")[i % 3]
-    if prim.angle_deg >= prim.secondary_deg:
+    if angle >= prim.secondary_deg:
         lead = f"{part.main} {_verb(part.plural, motion.main_verb)} to {about} {a} degrees"
         if prim.secondary_deg == 0:
             other = f"{part.distal} {_verb(part.plural, 'stays fully straight')}"
