@@ -1,0 +1,264 @@
+"""Pre-train the skeleton encoder on the seen classes only (cross-entropy), then freeze it.
+
+`pretrain` is deterministic for a seed (a torch.Generator drives shuffling and augmentation;
+the weights are initialised under a forked RNG), checkpoints every epoch (model, optimizer,
+scheduler, generator) and resumes from the last one after a kill with a result identical to
+an uninterrupted run. The final weights are stored under a key of everything they depend on
+(encoder config, seen classes, seed, a fingerprint of the data) and reused when present.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from papers.neuron.encoder import AUGMENT_UNIFORMS, build_encoder, preprocess
+from shared import UserError
+from shared.cache import cache_key
+from shared.checkpoint import (
+    CheckpointError,
+    latest_checkpoint,
+    load_checkpoint,
+    prefixed,
+    save_checkpoint,
+    unprefixed,
+)
+from shared.device import resolve_device
+from shared.seeding import torch_generator
+from shared.tracking import progress as progress_bar
+
+VERSION = 1  # bump when a change to the encoder or its training invalidates stored weights
+TEST_AUGMENT_SEED = 0  # the fixed draw of the test-time augmentation (encoder.test_augment)
+
+
+def _as_numpy(a) -> np.ndarray:
+    return a.numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+
+
+def _arrays(data: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x, y, length) of a sequence dict as numpy (x untouched: a memmap stays one)."""
+    x, y, length = (_as_numpy(data[k]) for k in ("x", "y", "length"))
+    return x, y.astype(np.int64, copy=False), length.astype(np.int64, copy=False)
+
+
+def data_fingerprint(data: dict) -> str:
+    """blake2b of the sequences, labels and lengths (identifies the training data)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for array in _arrays(data):
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()
+
+
+def encoder_key(cfg, data: dict, seen: list[int], seed: int) -> str:
+    """What the pre-trained weights depend on (test_augment only matters at extraction)."""
+    enc = {k: v for k, v in dataclasses.asdict(cfg.encoder).items() if k != "test_augment"}
+    return cache_key(version=VERSION, encoder=enc, seen=[int(c) for c in seen], seed=int(seed),
+                     data=data_fingerprint(data))
+
+
+def _lr_schedule(optimizer, cfg):
+    return torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.encoder.milestones), 0.1)
+
+
+def _train_epoch(model: nn.Module, optimizer, x: np.ndarray, length: np.ndarray, rows: np.ndarray,
+                 y: torch.Tensor, in_frames: int, batch_size: int, gen: torch.Generator,
+                 device: torch.device, bar=None) -> dict:
+    """One pass over the training rows `rows` of (x, length) with labels y (one per row);
+    the last partial batch is dropped (CTR-GCN's drop_last) unless there is only one."""
+    model.train()
+    n = len(rows)
+    order = torch.randperm(n, generator=gen).numpy()
+    batches = max(1, n // batch_size)
+    loss_sum, correct, seen = 0.0, 0, 0
+    for b in range(batches):
+        pos = np.sort(order[b * batch_size:(b + 1) * batch_size])
+        idx = rows[pos]
+        xb = preprocess(x[idx], length[idx], in_frames, augment=True, gen=gen).to(device)
+        yb = y[pos].to(device)
+        logits = model(xb)
+        loss = F.cross_entropy(logits, yb)
+        if not torch.isfinite(loss):
+            raise UserError(f"encoder pre-training diverged (loss {loss.item()}): lower "
+                            f"encoder.lr (now {optimizer.param_groups[0]['initial_lr']})")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.item() * len(pos)
+        correct += int((logits.argmax(1) == yb).sum())
+        seen += len(pos)
+        if bar is not None:
+            bar.update(1)
+    return {"loss": loss_sum / seen, "train_acc": correct / seen}
+
+
+def _freeze(model: nn.Module) -> nn.Module:
+    model.eval()
+    model.requires_grad_(False)
+    return model
+
+
+def pretrain(cfg, data: dict, seen: list[int], seed: int, ckpt_dir: str | Path,
+             progress: bool = True,
+             on_epoch: Callable[[int, dict], None] | None = None) -> nn.Module:
+    """Pre-train `build_encoder(cfg.encoder, len(seen))` with cross-entropy on the training
+    sequences of the `seen` classes (logit i = class seen[i]); returns it frozen in eval
+    mode, with `.seen` and `.history` (per-epoch loss, train accuracy, lr) attached.
+
+    Stored under `<ckpt_dir>/encoder-<arch>-<key>/`: `final/` (reused by later calls with
+    the same key) and, while training, `epochs/` (the last epoch, resumed from after a kill).
+    `on_epoch(epoch, record)` is called after each epoch's checkpoint (a test hook).
+    """
+    enc = cfg.encoder
+    seen = [int(c) for c in seen]
+    key = encoder_key(cfg, data, seen, seed)
+    root = Path(ckpt_dir) / f"encoder-{enc.arch}-{key}"
+    device = resolve_device(cfg.device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_encoder(enc, len(seen))
+    model.seen = seen
+
+    final = latest_checkpoint(root / "final")
+    if final is not None:
+        tensors, state = load_checkpoint(final)
+        if state.get("key") != key:
+            raise CheckpointError(f"checkpoint {final} was stored for another configuration "
+                                  f"(key {state.get('key')}, expected {key}): delete it")
+        model.load_state_dict(unprefixed("model", tensors))
+        model.history = json.loads(state["history"])
+        return _freeze(model.to(device))
+
+    x, y_all, length = _arrays(data)
+    label = {c: i for i, c in enumerate(seen)}
+    sel = np.flatnonzero(np.isin(y_all, seen))
+    if len(sel) == 0:
+        raise UserError(f"no training sequences of the seen classes {seen}")
+    y = torch.tensor([label[int(c)] for c in y_all[sel]], dtype=torch.int64)
+
+    model.to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=enc.lr, momentum=0.9, nesterov=True,
+                                weight_decay=enc.weight_decay)
+    scheduler = _lr_schedule(optimizer, cfg)
+    gen = torch_generator(seed)
+    start, history = 0, []
+    last = latest_checkpoint(root / "epochs")
+    if last is not None:
+        tensors, state = load_checkpoint(last, device=device)
+        if state.get("key") != key:
+            raise CheckpointError(f"checkpoint {last} belongs to another configuration: delete it")
+        model.load_state_dict(unprefixed("model", tensors))
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        gen.set_state(state["generator"])
+        start, history = int(state["epoch"]), json.loads(state["history"])
+
+    batches = max(1, len(y) // enc.batch_size)
+    bar = progress_bar(total=enc.epochs * batches, initial=start * batches, leave=False,
+                       desc=f"encoder {enc.arch} seed {seed}",
+                       **({"disable": True} if not progress else {}))
+    try:
+        for epoch in range(start, enc.epochs):
+            lr = optimizer.param_groups[0]["lr"]
+            record = _train_epoch(model, optimizer, x, length, sel, y, enc.in_frames,
+                                  enc.batch_size, gen, device, bar)
+            scheduler.step()
+            record = {"epoch": epoch + 1, "lr": lr, **record}
+            history.append(record)
+            bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['train_acc']:.2f}",
+                            refresh=False)
+            save_checkpoint(root / "epochs", epoch + 1, prefixed("model", model.state_dict()), {
+                "key": key, "epoch": epoch + 1, "history": json.dumps(history),
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "generator": gen.get_state(),
+            }, keep=1)
+            if on_epoch is not None:
+                on_epoch(epoch + 1, record)
+    finally:
+        bar.close()
+    save_checkpoint(root / "final", enc.epochs, prefixed("model", model.state_dict()), {
+        "key": key, "history": json.dumps(history), "seen": seen, "seed": int(seed),
+        "encoder": json.dumps(dataclasses.asdict(enc)),
+    }, keep=1)
+    shutil.rmtree(root / "epochs", ignore_errors=True)
+    model.history = history
+    return _freeze(model)
+
+
+def _batches(encoder: nn.Module, data: dict, in_frames: int, augment: bool, batch_size: int,
+             rows: np.ndarray | None = None):
+    """(slice into the selected rows, encoder input on the encoder's device) per batch. With
+    `augment` each sequence's draw is fixed (seed TEST_AUGMENT_SEED) whatever the batching."""
+    x, _, length = _arrays(data)
+    rows = np.arange(len(length)) if rows is None else rows
+    device = next(encoder.parameters()).device
+    uniforms = None
+    if augment:
+        gen = torch_generator(TEST_AUGMENT_SEED)
+        uniforms = torch.rand(len(length), AUGMENT_UNIFORMS, generator=gen, dtype=torch.float64)
+    for s in range(0, len(rows), batch_size):
+        idx = rows[s:s + batch_size]
+        u = None if uniforms is None else uniforms[idx]
+        xb = preprocess(x[idx], length[idx], in_frames, augment=augment, uniforms=u)
+        yield slice(s, s + len(idx)), xb.to(device)
+
+
+def extract_features(encoder: nn.Module, data: dict, cfg, batch_size: int = 256) -> torch.Tensor:
+    """Frozen features (N, width, out_frames, 25) as float16 on the CPU, in eval mode, with
+    the test-time augmentation only when `encoder.test_augment` (cfg may be the whole
+    experiment config or its EncoderConfig)."""
+    enc = getattr(cfg, "encoder", cfg)
+    n = len(_arrays(data)[2])
+    out = torch.empty(n, enc.width, enc.out_frames, 25, dtype=torch.float16)
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        with torch.no_grad():
+            for where, xb in _batches(encoder, data, enc.in_frames, enc.test_augment, batch_size):
+                out[where] = encoder.features(xb).to(torch.float16).cpu()
+    finally:
+        encoder.train(was_training)
+    return out
+
+
+def encoder_accuracy(encoder: nn.Module, data: dict, classes_subset: list[int], cfg=None,
+                     batch_size: int = 256) -> float:
+    """Top-1 accuracy of the encoder's own classifier on the sequences of `classes_subset`
+    (the seen classes in the order given to `pretrain`: logit i = classes_subset[i]). The
+    input pipeline follows `cfg` (experiment or EncoderConfig) when given, else the
+    encoder's own in_frames / test_augment."""
+    classes = [int(c) for c in classes_subset]
+    if len(classes) != encoder.fc.out_features:
+        raise ValueError(f"{len(classes)} classes for an encoder with "
+                         f"{encoder.fc.out_features} logits")
+    _, y_all, _ = _arrays(data)
+    rows = np.flatnonzero(np.isin(y_all, classes))
+    if len(rows) == 0:
+        return math.nan
+    label = {c: i for i, c in enumerate(classes)}
+    target = torch.tensor([label[int(c)] for c in y_all[rows]])
+    enc = getattr(cfg, "encoder", cfg)
+    in_frames = encoder.in_frames if enc is None else enc.in_frames
+    augment = getattr(encoder, "test_augment", False) if enc is None else enc.test_augment
+    was_training = encoder.training
+    encoder.eval()
+    correct = 0
+    try:
+        with torch.no_grad():
+            for where, xb in _batches(encoder, data, in_frames, augment, batch_size, rows):
+                pred = encoder(xb).argmax(1).cpu()
+                correct += int((pred == target[where]).sum())
+    finally:
+        encoder.train(was_training)
+    return correct / len(rows)
