@@ -155,6 +155,30 @@ def write_run_info(run_dir: Path, cfg: Any, extra: dict | None = None) -> dict:
     return info
 
 
+RESULT_FILE = "result.json"
+
+
+def open_run(cfg: Any, slug: str, config: str, method: str, seed: int, relevant: tuple[str, ...],
+             extra: dict | None = None) -> tuple[Path, dict | None]:
+    """A run that ends in one `result.json`: (run directory, the finished run's result or
+    None). With cfg.resume a finished run of the same relevant config is reused; otherwise
+    the run info is written and the caller computes, then calls `finish_run`."""
+    run_dir, resuming = resolve_run_dir(cfg.resume, cfg.runs_dir, slug, config, method, seed)
+    if resuming:
+        check_same_config(run_dir, cfg, relevant)
+        if is_done(run_dir):
+            return run_dir, json.loads((run_dir / RESULT_FILE).read_text())
+    write_run_info(run_dir, cfg, extra)
+    return run_dir, None
+
+
+def finish_run(run_dir: Path, result: dict) -> dict:
+    """Write result.json, then the DONE marker (so a killed run is never taken as finished)."""
+    (Path(run_dir) / RESULT_FILE).write_text(json.dumps(result) + "\n")
+    mark_done(run_dir)
+    return result
+
+
 def read_summary(run_dir: str | Path) -> dict:
     """summary.json of a finished run (a finished run without one is a user-visible error)."""
     path = Path(run_dir) / "summary.json"

@@ -19,15 +19,7 @@ from papers.dsgda.experiment import OUTPUT_OF_SETTING, base_point, grid, run_poi
 from shared.cli import Context
 from shared.config import to_dict
 from shared.results import build_results, summarize, write_results
-from shared.runs import (
-    check_same_config,
-    is_done,
-    mark_done,
-    new_reproduce_dir,
-    resolve_run_dir,
-    run_jobs,
-    write_run_info,
-)
+from shared.runs import finish_run, mark_done, new_reproduce_dir, open_run, run_jobs, write_run_info
 from shared.tracking import Tracker
 
 TITLE = "Stability and Generalization for Distributed SGDA (Local-SGDA / Local-DSGDA)"
@@ -50,14 +42,10 @@ def run_job(job: Job) -> dict:
     """Every grid point of one setting and seed (reused when finished and resuming)."""
     torch.set_num_threads(1)
     cfg, ctx = job.cfg, job.ctx
-    run_dir, resuming = resolve_run_dir(cfg.resume, cfg.runs_dir, ctx.slug, ctx.config_name,
-                                        f"sweep-{job.setting}", job.seed)
-    result_file = run_dir / "result.json"
-    if resuming:
-        check_same_config(run_dir, cfg, RELEVANT)
-        if is_done(run_dir):
-            return json.loads(result_file.read_text())
-    write_run_info(run_dir, cfg, {"seed": job.seed, "setting": job.setting})
+    run_dir, done = open_run(cfg, ctx.slug, ctx.config_name, f"sweep-{job.setting}", job.seed, RELEVANT,
+                             {"seed": job.seed, "setting": job.setting})
+    if done is not None:
+        return done
     points = [p for entries in grid(cfg).values() for _, p in entries]
     merged: dict = {"setting": job.setting, "seed": job.seed, "points": {}}
     with Tracker(run_dir, slug=ctx.slug, group=f"{ctx.config_name}-sweep-{job.setting}",
@@ -70,9 +58,7 @@ def run_job(job: Job) -> dict:
         base = merged["points"][base_point(cfg).key]
         for h, T in enumerate(merged["T"]):
             tracker.log({k: v[h] for k, v in base.items() if isinstance(v, list)}, step=T)
-    result_file.write_text(json.dumps(merged) + "\n")
-    mark_done(run_dir)
-    return merged
+    return finish_run(run_dir, merged)
 
 
 class Results:

@@ -18,14 +18,7 @@ from papers.fwa.train import train
 from shared.cli import Context
 from shared.config import to_dict
 from shared.results import build_results, summarize, write_results
-from shared.runs import (
-    check_same_config,
-    is_done,
-    mark_done,
-    new_reproduce_dir,
-    resolve_run_dir,
-    write_run_info,
-)
+from shared.runs import finish_run, mark_done, new_reproduce_dir, open_run, write_run_info
 from shared.tracking import Tracker, read_metrics
 
 TITLE = "A Unified Analysis for Finite Weight Averaging (FWA)"
@@ -34,20 +27,15 @@ TITLE = "A Unified Analysis for Finite Weight Averaging (FWA)"
 def seeded_run(cfg: FWAConfig, ctx: Context, experiment: str, seed: int,
                work: Callable[[Tracker], dict]) -> dict:
     """Run `work` for one seed in its own run directory, or reuse a finished one on resume."""
-    run_dir, resuming = resolve_run_dir(cfg.resume, cfg.runs_dir, ctx.slug, ctx.config_name,
-                                        experiment, seed)
-    result_file = run_dir / "result.json"
-    if resuming:
-        check_same_config(run_dir, cfg, (f"{experiment}.",))
-        if is_done(run_dir):
-            return json.loads(result_file.read_text())
-    write_run_info(run_dir, cfg, {"seed": seed, "experiment": experiment})
+    run_dir, done = open_run(cfg, ctx.slug, ctx.config_name, experiment, seed, (f"{experiment}.",),
+                             {"seed": seed, "experiment": experiment})
+    if done is not None:
+        return done
     with Tracker(run_dir, slug=ctx.slug, group=f"{ctx.config_name}-{experiment}",
                  name=f"{ctx.slug}__{experiment}__{ctx.config_name}__{seed}",
                  config=to_dict(cfg), use_wandb=cfg.wandb) as tracker:
         result = json.loads(json.dumps(work(tracker)))  # the same shape as a reused result
-    result_file.write_text(json.dumps(result) + "\n")
-    mark_done(run_dir)
+    finish_run(run_dir, result)
     return result
 
 

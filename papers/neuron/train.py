@@ -3,7 +3,6 @@ its own run directory (reused by `resume=latest` when finished)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import torch
@@ -13,7 +12,7 @@ from papers.neuron.config import NeuronExperimentConfig
 from papers.neuron.heads import evaluate_split
 from shared.cli import Context
 from shared.config import to_dict
-from shared.runs import check_same_config, is_done, mark_done, resolve_run_dir, write_run_info
+from shared.runs import finish_run, open_run
 from shared.tracking import Tracker
 
 RELEVANT = ("data.", "text.", "encoder.", "neuron.", "train.", "eval.")
@@ -44,15 +43,11 @@ def flatten(result: dict) -> dict:
 def run_head(job: HeadJob, show_progress: bool = False) -> dict:
     torch.set_num_threads(1)
     cfg, ctx = job.cfg, job.ctx
-    run_dir, resuming = resolve_run_dir(cfg.resume, cfg.runs_dir, ctx.slug, ctx.config_name,
-                                        f"{job.label}-{job.split}", job.seed)
-    result_file = run_dir / "result.json"
-    if resuming:
-        check_same_config(run_dir, cfg, RELEVANT)
-        if is_done(run_dir):
-            return json.loads(result_file.read_text())
-    write_run_info(run_dir, cfg, {"seed": job.seed, "split": job.split, "unseen": job.unseen,
-                                  "method": job.method, "ablation": job.ablation})
+    run_dir, done = open_run(cfg, ctx.slug, ctx.config_name, f"{job.label}-{job.split}", job.seed, RELEVANT,
+                             {"seed": job.seed, "split": job.split, "unseen": job.unseen,
+                              "method": job.method, "ablation": job.ablation})
+    if done is not None:
+        return done
     text = pipeline.text_embeddings(cfg, pipeline.class_count(cfg))
     split = pipeline.split_features(cfg, job.unseen, job.split, show_progress=show_progress)
     result = evaluate_split(cfg, job.method, job.ablation, split, text, job.seed, gzsl=job.gzsl)
@@ -63,9 +58,7 @@ def run_head(job: HeadJob, show_progress: bool = False) -> dict:
                  config=to_dict(cfg), use_wandb=cfg.wandb) as tracker:
         tracker.log(flatten(result), step=cfg.train.epochs)
         tracker.summary(flatten(result))
-    result_file.write_text(json.dumps(result) + "\n")
-    mark_done(run_dir)
-    return result
+    return finish_run(run_dir, result)
 
 
 def train(cfg: NeuronExperimentConfig, ctx: Context) -> dict:

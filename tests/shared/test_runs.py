@@ -6,10 +6,12 @@ import pytest
 from shared import UserError
 from shared.runs import (
     check_same_config,
+    finish_run,
     is_done,
     mark_done,
     new_reproduce_dir,
     new_run_dir,
+    open_run,
     resolve_run_dir,
     write_run_info,
 )
@@ -87,3 +89,27 @@ def test_read_summary_of_a_finished_run(tmp_path):
         read_summary(tmp_path)
     (tmp_path / "summary.json").write_text(json.dumps({"final": 1.5}))
     assert read_summary(tmp_path) == {"final": 1.5}
+
+
+@dataclass
+class RunCfg:
+    lr: float = 0.1
+    resume: str = ""
+    runs_dir: str = ""
+
+
+def test_open_run_reuses_a_finished_run_and_redoes_a_killed_one(tmp_path):
+    cfg = RunCfg(runs_dir=str(tmp_path))
+    run_dir, done = open_run(cfg, "p", "small", "m", 0, ("lr",), {"seed": 0})
+    assert done is None and (run_dir / "run.json").exists()
+    finish_run(run_dir, {"acc": 0.5})
+    resumed = RunCfg(runs_dir=str(tmp_path), resume="latest")
+    again, done = open_run(resumed, "p", "small", "m", 0, ("lr",))
+    assert again == run_dir and done == {"acc": 0.5}
+    (run_dir / "DONE").unlink()  # killed after writing its result, before the marker
+    again, done = open_run(resumed, "p", "small", "m", 0, ("lr",))
+    assert again == run_dir and done is None
+    fresh, done = open_run(cfg, "p", "small", "m", 0, ("lr",))
+    assert fresh != run_dir and done is None
+    with pytest.raises(UserError, match="different values of lr"):
+        open_run(RunCfg(lr=0.2, runs_dir=str(tmp_path), resume="latest"), "p", "small", "m", 0, ("lr",))
