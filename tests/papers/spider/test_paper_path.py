@@ -1,0 +1,181 @@
+"""The paper path (local LLaVA directory + local JSONL datasets + accelerate) on a tiny random
+LLaVA saved with a real processor: the encoding, one optimizer step through `run_local`, the
+frozen parts untouched, and the user errors."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from papers.spider import local
+from papers.spider.config import SpiderConfig
+from shared import UserError
+from shared.cli import Context
+from shared.config import load_config
+
+CONFIGS = Path(local.__file__).parent / "configs"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_accelerate_state():
+    yield
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+
+
+@pytest.fixture(scope="module")
+def llava_dir(tmp_path_factory) -> Path:
+    """A tiny random LlavaForConditionalGeneration (3 LM layers) with a LlavaProcessor."""
+    from transformers import CLIPImageProcessor, LlavaProcessor
+
+    from papers.spider import mllm
+
+    path = tmp_path_factory.mktemp("llava")
+    texts = ["USER: what is shown? ASSISTANT: a red circle", "A B C yes no cat dog umbrella"]
+    tok = mllm.train_tokenizer(texts, 300)
+    image_processor = CLIPImageProcessor(size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16})
+    processor = LlavaProcessor(image_processor=image_processor, tokenizer=tok, patch_size=8,
+                               vision_feature_select_strategy="default", num_additional_image_tokens=1)
+    model = mllm.build_model(tok, image_size=16, patch_size=8, vision_width=16, vision_layers=1,
+                             text_width=32, text_layers=3, heads=2, seed=0)
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    return path
+
+
+def _image(path: Path, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 256, (12 + seed, 20, 3), dtype=np.uint8)).save(path)
+
+
+def _write(root: Path, name: str, split: str, rows: list[dict]) -> None:
+    d = root / name
+    (d / "images").mkdir(parents=True, exist_ok=True)
+    for i, row in enumerate(rows):
+        _image(d / row["image"], i)
+    (d / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+@pytest.fixture
+def data_dir(tmp_path) -> Path:
+    root = tmp_path / "data"
+    mc = [{"image": f"images/{s}{i}.png", "prompt": "which? A. cat B. dog\nAnswer with the letter.",
+           "answer": "AB"[i % 2], "choices": ["cat", "dog"]} for s in ("tr", "te") for i in range(2)]
+    _write(root, "scienceqa", "train", mc[:2])
+    _write(root, "scienceqa", "test", mc[2:])
+    _write(root, "okvqa", "test", [
+        {"image": "images/q0.png", "prompt": "what is held?", "answer": "umbrella",
+         "references": ["umbrella"] * 3 + ["parasol"] * 7},
+        {"image": "images/q1.png", "prompt": "what animal?", "answer": "dog"},
+    ])
+    return root
+
+
+def _cfg(llava_dir: Path, data_dir: Path, tmp_path: Path, *extra: str) -> SpiderConfig:
+    return load_config(SpiderConfig, CONFIGS, "paper", [
+        f"model.path={llava_dir}", f"data.local_dir={data_dir}", f"runs_dir={tmp_path / 'runs'}",
+        "precision=no", "device=cpu", "wandb=false", "finetune.batch_size=2", "finetune.epochs=1",
+        "eval.max_new_tokens=2", "eval.batch_size=4", *extra])
+
+
+def test_load_dataset_format(data_dir):
+    mc = local.load_dataset(data_dir, "scienceqa", "train")
+    assert [e["task"] for e in mc] == ["mcqa", "mcqa"] and [e["answer"] for e in mc] == ["A", "B"]
+    assert mc[0]["image"].dtype == np.uint8 and mc[0]["image"].shape == (12, 20, 3)
+    vqa = local.load_dataset(data_dir, "okvqa", "test", limit=1, lazy=True)
+    assert len(vqa) == 1 and vqa[0]["task"] == "vqa" and isinstance(vqa[0]["image"], str)
+    # VQA accuracy with annotator answers: 3 of 10 say "umbrella" -> 1, "parasol" (7) -> 1
+    both = local.load_dataset(data_dir, "okvqa", "test")
+    assert local.score_local(both, ["Umbrella", "dog"]) == 100.0
+    assert local.score_local(both, ["cat", "dog"]) == 50.0
+
+
+def test_encoder_supervises_only_the_answer(llava_dir, data_dir):
+    from transformers import LlavaForConditionalGeneration
+
+    model, processor = local.load_llava(llava_dir, "no")
+    assert isinstance(model, LlavaForConditionalGeneration)
+    examples = local.load_dataset(data_dir, "okvqa", "test", lazy=True)
+    batch = local.make_encoder(processor, 64)(examples)
+    tok = processor.tokenizer
+    # the processor expanded <image> into one token per vision feature (2x2 patches, no CLS)
+    assert ((batch["input_ids"] == processor.image_token_id).sum(1) == 4).all()
+    for i, e in enumerate(examples):
+        kept = batch["input_ids"][i][batch["labels"][i] != -100].tolist()
+        assert tok.decode(kept).strip() == f"{e['answer']}{tok.eos_token}"
+    assert batch["pixel_values"].shape == (2, 3, 16, 16)
+    loss = model(**batch).loss
+    assert torch.isfinite(loss)
+    assert local.make_encoder(processor, 8)(examples)["input_ids"].shape[1] == 8
+    preds = local.generate_local(model, processor, examples, max_new_tokens=2, batch_size=2)
+    assert len(preds) == 2 and all(isinstance(p, str) for p in preds)
+
+
+def test_one_step_of_the_paper_path(llava_dir, data_dir, tmp_path, monkeypatch):
+    from transformers import LlavaForConditionalGeneration
+
+    loaded = []
+
+    def capture(path, precision):
+        model, processor = real_load(path, precision)
+        loaded.append(model)
+        return model, processor
+
+    real_load = local.load_llava
+    monkeypatch.setattr(local, "load_llava", capture)
+    cfg = _cfg(llava_dir, data_dir, tmp_path, "finetune.method=spider", "data.downstream_train=2")
+    ctx = Context("spider", "paper", [], CONFIGS.parent)
+    result = local.run_local(cfg, ctx)
+
+    assert {"upstream", "downstream", "H", "method", "task", "seed"} <= set(result)
+    assert (result["method"], result["task"], result["seed"]) == ("spider", "scienceqa", 0)
+    assert set(result) >= {"upstream/okvqa", "downstream/scienceqa"}
+    run = next((tmp_path / "runs" / "spider" / "paper" / "spider-scienceqa").glob("seed0-*"))
+    losses = [json.loads(line)["train/loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(losses) == 1 and np.isfinite(losses[0])  # one optimizer step, finite loss
+
+    before = LlavaForConditionalGeneration.from_pretrained(llava_dir, local_files_only=True).state_dict()
+    after = loaded[0].state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed, "the step changed nothing"
+    trainable = ("model.multi_modal_projector.", "model.language_model.layers.1.",
+                 "model.language_model.layers.2.")
+    assert all(k.startswith(trainable) for k in changed), sorted(changed)
+    assert any(k.startswith(trainable[0]) for k in changed)
+    assert any(k.startswith(trainable[1:]) for k in changed)
+
+    # resume=latest reuses the finished run without loading the model again
+    again = local.run_local(_cfg(llava_dir, data_dir, tmp_path, "finetune.method=spider",
+                                 "data.downstream_train=2", "resume=latest"), ctx)
+    assert again == json.loads(json.dumps(result)) and len(loaded) == 1
+
+
+def test_user_errors(llava_dir, data_dir, tmp_path):
+    with pytest.raises(UserError, match="model.path"):
+        local.load_llava(tmp_path / "nowhere", "bf16")
+    with pytest.raises(UserError, match="model.path is not set"):
+        local.load_llava("", "bf16")
+    with pytest.raises(UserError, match="not found"):
+        local.load_dataset(data_dir, "gqa", "test")
+    with pytest.raises(UserError, match="unknown dataset"):
+        local.load_dataset(data_dir, "vqav2", "test")
+    bad = data_dir / "scienceqa" / "train.jsonl"
+    good = bad.read_text().splitlines()
+    bad.write_text(good[0] + "\n{not json\n")
+    with pytest.raises(UserError, match=r"train\.jsonl:2: not valid JSON"):
+        local.load_dataset(data_dir, "scienceqa", "train")
+    bad.write_text(json.dumps({"image": "images/none.png", "prompt": "p", "answer": "A"}) + "\n")
+    with pytest.raises(UserError, match=r"train\.jsonl:1: image .*none\.png not found"):
+        local.load_dataset(data_dir, "scienceqa", "train")
+    bad.write_text(json.dumps({"image": "images/tr0.png", "prompt": "p", "answer": "C",
+                               "choices": ["cat", "dog"]}) + "\n")
+    with pytest.raises(UserError, match=r"train\.jsonl:1: 'answer' must be an option letter"):
+        local.load_dataset(data_dir, "scienceqa", "train")
+    bad.write_text(json.dumps({"image": "images/tr0.png", "prompt": "p"}) + "\n")
+    with pytest.raises(UserError, match=r"train\.jsonl:1: 'answer' is missing"):
+        local.load_dataset(data_dir, "scienceqa", "train")
