@@ -15,7 +15,10 @@ CONFIG ?= small
 ARGS ?=
 IMAGE ?= repro2024
 PAPERS := $(sort $(patsubst papers/%/__main__.py,%,$(wildcard papers/*/__main__.py)))
-SELECTED := $(if $(filter all,$(PAPER)),$(PAPERS),$(PAPER))
+# A paper with a WIP file (work in progress: no small config or results yet) is left out of
+# PAPER=all; PAPER=<slug> still runs it.
+WIP := $(patsubst papers/%/WIP,%,$(wildcard papers/*/WIP))
+SELECTED := $(if $(filter all,$(PAPER)),$(filter-out $(WIP),$(PAPERS)),$(PAPER))
 
 ifneq ($(filter-out all $(PAPERS),$(PAPER)),)
 $(error unknown PAPER '$(PAPER)'; valid papers: $(PAPERS) (or all))
@@ -28,7 +31,7 @@ export HF_HUB_OFFLINE := 1
 help: ## list targets and papers
 	@echo "targets:"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sed 's/^/  /'
-	@echo "papers (PAPER=...): $(PAPERS)"
+	@echo "papers (PAPER=...): $(PAPERS)$(if $(WIP), (in progress, not in all: $(WIP)))"
 	@echo "configs (CONFIG=...): smoke, small (default), paper"
 
 $(VENV)/.installed: pyproject.toml

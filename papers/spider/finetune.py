@@ -1,0 +1,140 @@
+"""Downstream fine-tuning with a rule (SPIDER or a baseline) on one plain loop.
+
+As the paper: only the multimodal projector and the last `last_layers` LM decoder layers
+train; AdamW without weight decay; the projector's learning rate is `projector_lr_ratio` ×
+the LM layers' (2e-5 : 2e-4); cosine schedule with linear warm-up; gradients clipped before
+the rule and the optimizer step. Deterministic for a seed; checkpoints (trainable tensors,
+optimizer, scheduler, rule state, data-order generator) every `checkpoint_every` steps so a
+killed run resumes to the same final weights.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+from papers.spider.baselines import build_rule
+from papers.spider.spider import Rule
+from shared.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from shared.tracking import progress
+
+
+def make_rule(cfg, method: str, seed: int) -> Rule:
+    f = cfg.finetune
+    return build_rule(method, seed, f.l2sp_weight, f.mask_ratio, f.dare_drop, f.graft_keep)
+
+
+def trainable_groups(model, last_layers: int) -> tuple[list, list]:
+    """([(name, param)] of the projector, [(name, param)] of the last LM layers); every other
+    parameter is frozen."""
+    from papers.spider.mllm import trainable_parameters
+
+    projector, layers = trainable_parameters(model, last_layers, named=True)
+    keep = {id(p) for _, p in projector + layers}
+    for p in model.parameters():
+        p.requires_grad_(id(p) in keep)
+    return projector, layers
+
+
+def cosine_with_warmup(opt, total: int, warmup: float):
+    warm = max(1, int(round(warmup * total)))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def finetune(cfg, model, tokenizer, examples: list[dict], method: str, seed: int,
+             run_dir: Path, tracker=None, resume: bool = False, on_step=None,
+             encode_batch=None, groups=None, accelerator=None) -> Rule:
+    """Fine-tune `model` in place on `examples` with `method`'s rule; returns the rule.
+
+    `encode_batch(examples) -> model inputs` and `groups` ((projector, layers) named
+    parameters) default to the tiny model's; the paper path (local.py) passes its processor's
+    encoding, LLaVA-1.5's groups and an `accelerate.Accelerator` (multi-GPU, bf16)."""
+    f = cfg.finetune
+    torch.manual_seed(seed)
+    if encode_batch is None:
+        from papers.spider.mllm import encode, num_image_tokens
+
+        n_image = num_image_tokens(model)
+
+        def encode_batch(batch):
+            return encode(batch, tokenizer, n_image)
+    if groups is None:
+        projector, layers = trainable_groups(model, f.last_layers)
+    else:
+        projector, layers = groups
+    named = projector + layers
+    opt = torch.optim.AdamW([{"params": [p for _, p in projector], "lr": f.lr * f.projector_lr_ratio},
+                             {"params": [p for _, p in layers], "lr": f.lr}],
+                            weight_decay=f.weight_decay)
+    per_epoch = math.ceil(len(examples) / f.batch_size)
+    total = per_epoch * f.epochs
+    sched = cosine_with_warmup(opt, total, f.warmup)
+    train_model = model
+    if accelerator is not None:
+        train_model, opt = accelerator.prepare(model, opt)
+    rule = make_rule(cfg, method, seed)
+    rule.start(named)
+    gen = torch.Generator().manual_seed(seed)
+    step, order = 0, None
+    ckpt_root = Path(run_dir) / "checkpoints"
+    ckpt = latest_checkpoint(ckpt_root) if resume else None
+    if ckpt is not None:
+        tensors, state = load_checkpoint(ckpt)
+        with torch.no_grad():
+            for name, p in named:
+                p.copy_(tensors[f"model.{name}"])
+        rule.load_state_dict({k[len("rule."):]: v for k, v in tensors.items() if k.startswith("rule.")})
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        gen.set_state(state["generator"])
+        step, order = state["step"], state["order"]
+    model.train()
+    bar = progress(total=total, initial=step, desc=f"finetune {method}", leave=False)
+    while step < total:
+        epoch, index = divmod(step, per_epoch)
+        if index == 0 or order is None:
+            order = torch.randperm(len(examples), generator=gen)
+        batch = [examples[int(i)] for i in order[index * f.batch_size:(index + 1) * f.batch_size]]
+        if accelerator is not None:  # each process takes its share of the global batch; DDP averages
+            batch = batch[accelerator.process_index::accelerator.num_processes]
+        inputs = encode_batch(batch)
+        if accelerator is not None:
+            inputs = {k: v.to(accelerator.device) for k, v in inputs.items()}
+            loss = train_model(**inputs).loss
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_([p for _, p in named], f.max_grad_norm)
+        else:
+            loss = train_model(**inputs).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([p for _, p in named], f.max_grad_norm)
+        rule.before_step()
+        opt.step()
+        rule.after_step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        step += 1
+        bar.update(1)
+        if tracker is not None:
+            tracker.log({"train/loss": loss.item(), "train/epoch": epoch}, step=step)
+        if on_step is not None:
+            on_step(step)
+        if step % f.checkpoint_every == 0 and step < total and (accelerator is None or accelerator.is_main_process):
+            tensors = {f"model.{n}": p.detach() for n, p in named}
+            tensors.update({f"rule.{k}": v for k, v in rule.state_dict().items()})
+            save_checkpoint(ckpt_root, step, tensors,
+                            {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                             "generator": gen.get_state(), "step": step, "order": order}, keep=1)
+        if accelerator is not None and step % f.checkpoint_every == 0:
+            accelerator.wait_for_everyone()  # every rank resumes from the main process's checkpoint
+    bar.close()
+    rule.finish()
+    model.eval()
+    return rule

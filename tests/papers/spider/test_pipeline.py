@@ -1,0 +1,97 @@
+"""End to end on the tiny model: smoke `reproduce` writes every method's table and the
+claims; fine-tuning is deterministic for a seed and resumes after a kill to the same final
+weights; only the projector and the last 2 LM layers move; bad input exits 2."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import papers.spider
+from papers.spider import pipeline
+from papers.spider.__main__ import COMMANDS
+from papers.spider.baselines import METHODS
+from papers.spider.config import SpiderConfig
+from papers.spider.finetune import finetune
+from shared.cli import run_cli
+from shared.config import load_config
+
+PAPER_DIR = Path(papers.spider.__file__).parent
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    argv = ["reproduce", "--config", "smoke", f"runs_dir={root}", f"data_dir={root}/data", "wandb=false"]
+    assert run_cli("spider", SpiderConfig, COMMANDS, PAPER_DIR, argv) == 0
+    out = sorted((root / "spider" / "smoke" / "reproduce").iterdir())[-1]
+    return root, out, json.loads((out / "results.json").read_text())
+
+
+def test_smoke_reproduce_writes_every_method_and_claim(smoke):
+    _, out, results = smoke
+    assert set(results["methods"]) == set(METHODS)
+    assert len(results["tables"]) == 3  # two downstream tasks + the pre-trained model's upstream
+    assert [r[0] for r in results["tables"][0]["rows"]][0] == "pre-trained (no fine-tuning)"
+    texts = [c["claim"] for c in results["claims"]]
+    assert sum("best harmonic mean" in t for t in texts) == 2
+    assert (out / results["plots"][0]).read_bytes()[:4] == b"\x89PNG"
+    assert results["methods"]["spider"]["mcqa H"]["n"] == 2
+
+
+def _cfg(root, *extra):
+    # 3 LM layers so that "the last 2" leaves one frozen
+    return load_config(SpiderConfig, PAPER_DIR / "configs", "smoke",
+                       [f"data_dir={root}/data", f"runs_dir={root}", "model.text_layers=3", *extra])
+
+
+def _finetuned(cfg, seed, run_dir, **kw):
+    model, tokenizer, _ = pipeline.load_base(cfg, show_progress=False)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    finetune(cfg, model, tokenizer, pipeline.downstream_train(cfg, "mcqa"), "spider", seed, run_dir, **kw)
+    return before, {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+def test_finetuning_is_deterministic_and_moves_only_the_trainable_part(smoke, tmp_path):
+    cfg = _cfg(smoke[0])
+    before, a = _finetuned(cfg, 0, tmp_path / "a")
+    _, b = _finetuned(cfg, 0, tmp_path / "b")
+    _, c = _finetuned(cfg, 1, tmp_path / "c")
+    assert all(torch.equal(a[n], b[n]) for n in a)
+    assert any(not torch.equal(a[n], c[n]) for n in a)
+    moved = {n for n in a if not torch.equal(a[n], before[n])}
+    assert any("multi_modal_projector" in n for n in moved)
+    assert any("layers.1." in n for n in moved) and any("layers.2." in n for n in moved)
+    assert all("multi_modal_projector" in n or "layers.1." in n or "layers.2." in n for n in moved)
+
+
+def test_a_killed_run_resumes_to_the_same_weights(smoke, tmp_path):
+    cfg = _cfg(smoke[0], "finetune.checkpoint_every=1")
+    _, full = _finetuned(cfg, 0, tmp_path / "full")
+
+    def die(step):
+        if step == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _finetuned(cfg, 0, tmp_path / "killed", on_step=die)
+    _, resumed = _finetuned(cfg, 0, tmp_path / "killed", resume=True)
+    assert all(torch.equal(full[n], resumed[n]) for n in full)
+
+
+@pytest.mark.parametrize("override,message", [
+    ("finetune.method=lora", "finetune.method"),
+    ("task=vqa", "task"),
+    ("experiment.methods=[spider,adapter]", "experiment.methods"),
+])
+def test_bad_input_is_one_line_exit_2(repo_root, tmp_path, override, message):
+    proc = subprocess.run(
+        [sys.executable, "-m", "papers.spider", "train", "--config", "smoke", f"runs_dir={tmp_path}",
+         f"data_dir={tmp_path}/data", "wandb=false", *override.split()],
+        cwd=repo_root, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-1500:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], proc.stderr
