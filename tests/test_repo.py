@@ -29,8 +29,22 @@ def test_every_paper_has_the_cli_configs_and_readme(repo_root):
     papers = sorted(p.parent for p in (repo_root / "papers").glob("*/__main__.py"))
     assert papers
     for paper in papers:
-        assert {"smoke.yaml", "small.yaml", "paper.yaml"} <= {p.name for p in (paper / "configs").iterdir()}
-        assert (paper / "README.md").exists()
+        configs = {p.name for p in (paper / "configs").iterdir()}
+        assert {"smoke.yaml", "paper.yaml"} <= configs, paper
+        assert (paper / "README.md").exists(), paper
+        # small.yaml (the recorded scale) may be missing only while a paper is marked work in
+        # progress, which keeps it out of `make reproduce` (PAPER=all)
+        assert "small.yaml" in configs or (paper / "WIP").read_text().strip(), paper
+
+
+def test_work_in_progress_papers_are_left_out_of_reproduce_all(repo_root):
+    wip = sorted(p.parent.name for p in (repo_root / "papers").glob("*/WIP"))
+    out = _make(repo_root, "-n", "reproduce").stdout
+    loop = next(line for line in out.splitlines() if "for p in" in line)
+    for slug in wip:
+        assert f" {slug} " not in loop.replace(";", " "), slug
+    ready = sorted(p.parent.name for p in (repo_root / "papers").glob("*/__main__.py"))
+    assert all(f" {slug} " in loop.replace(";", " ") for slug in ready if slug not in wip)
 
 
 def test_make_help_lists_the_papers(repo_root):
