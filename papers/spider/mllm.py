@@ -12,6 +12,13 @@ Labels are -100 on everything up to and including "ASSISTANT:"; the answer token
 closing </s> are supervised. The vision features are the last CLIP layer without the CLS
 token (vision_feature_layer=-1, strategy "default"), so num_image_tokens =
 (image_size / patch_size)^2. Pixels are normalised with the CLIP mean/std.
+
+From-scratch training notes (1 CPU thread, measured while choosing the defaults):
+- the CLIP patch/position embeddings are re-initialised (`build_model`'s docstring says why);
+- AdamW lr 3e-4 beat 5e-4 and 1e-3 in every short probe (the higher rates stalled at the
+  answer marginals without using the image);
+- `pretrain` batches answers of similar length together (captions are ~35 tokens, VQA
+  answers 1-2), which cuts the padding several-fold.
 """
 
 from __future__ import annotations
@@ -104,11 +111,14 @@ def build_model(
     heads: int = 4,
     max_positions: int = 256,
     position_init_std: float = 1.0,
-    patch_init_std: float = 0.0,
+    patch_init_std: float = 0.04,
     seed: int = 0,
 ) -> LlavaForConditionalGeneration:
     """A randomly initialised LLaVA (CLIP vision tower -> gelu MLP projector -> LLaMA) whose
-    initial weights depend only on the arguments and `seed`."""
+    initial weights depend only on the arguments and `seed` (the global torch RNG is left as
+    it was). Defaults: 36 px images in 12 px patches (9 image tokens, one per grid cell),
+    a 2-layer 64-wide CLIP, a 4-layer 96-wide LLaMA with 4 heads (~0.84 M parameters with a
+    600-token vocabulary)."""
     if image_size % patch_size:
         raise ValueError("image_size must be a multiple of patch_size")
     vision = CLIPVisionConfig(
@@ -150,19 +160,20 @@ def build_model(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = LlavaForConditionalGeneration(config)
-        if patch_init_std:
-            patch = model.model.vision_tower.embeddings.patch_embedding.weight
-            with torch.no_grad():
-                patch.normal_(0.0, patch_init_std)
-        if position_init_std:
-            # CLIP initialises position embeddings with std 0.02, tiny next to the patch
-            # embeddings (~0.5 on our images): a from-scratch tower then needs many hundreds
-            # of Adam steps before "where" is readable from its features (a one-object
-            # "where is it?" task stayed at chance for 400 steps; with std 1.0 it is solved
-            # in 300).
-            pos = model.model.vision_tower.embeddings.position_embedding.weight
-            with torch.no_grad():
-                pos.normal_(0.0, position_init_std)
+        # Two re-initialisations of the CLIP embeddings (0 keeps CLIP's std of 0.02 for both).
+        # With CLIP's 0.02 the position embedding is tiny next to the patch embedding
+        # (~0.6 on our images), and a from-scratch tower needs many hundreds of Adam steps
+        # before "where" is readable from its features (a one-object "where is it?" task
+        # stayed at chance for 400 steps; with std 1.0 it was solved in 300). But position
+        # then drowns the content (colour/shape varies by ~0.2 across patches): in a 3,600-step
+        # run of the full mixture the model learned where objects are and not what they are.
+        # A patch std of 0.04 (content ~0.45) balanced the two best in 600-step probes.
+        emb = model.model.vision_tower.embeddings
+        with torch.no_grad():
+            if patch_init_std:
+                emb.patch_embedding.weight.normal_(0.0, patch_init_std)
+            if position_init_std:
+                emb.position_embedding.weight.normal_(0.0, position_init_std)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.bos_token_id = tokenizer.bos_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
