@@ -3,8 +3,6 @@ same seed gives identical numbers; `resume=latest` reuses finished runs and redo
 that died before finishing; `train` is deterministic; bad input is a one-line exit 2."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -110,13 +108,7 @@ def test_local_sgda_learns_the_auc_problem(tmp_path):
     ("sgda.backend=distributed", "torchrun"),
     ("data.dataset=breast_cancer problem.setting=plsc", "breast_cancer"),
 ])
-def test_bad_input_is_one_line_exit_2(repo_root, tmp_path, override, message):
+def test_bad_input_is_one_line_exit_2(one_line_error, tmp_path, override, message):
     command = "reproduce" if "sweep." in override else "train"
-    proc = subprocess.run(
-        [sys.executable, "-m", "papers.dsgda", command, "--config", "smoke", f"runs_dir={tmp_path}",
-         "wandb=false", *override.split()],
-        cwd=repo_root, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2, proc.stderr[-1500:]
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], proc.stderr
+    assert message in one_line_error("dsgda", command, [f"runs_dir={tmp_path}", "wandb=false", *override.split()])
 

@@ -3,8 +3,6 @@ head) writes the claims, tables and plot; `train` is deterministic for a seed an
 cached encoder features; `resume=latest` reuses finished runs; bad input exits 2."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -81,11 +79,5 @@ def test_train_is_deterministic_for_a_seed(smoke, tmp_path):
     ("data.source=ntu60", "data.path"),
     ("unseen=[3,99]", "outside"),
 ])
-def test_bad_input_is_one_line_exit_2(repo_root, tmp_path, override, message):
-    proc = subprocess.run(
-        [sys.executable, "-m", "papers.neuron", "train", "--config", "smoke", f"runs_dir={tmp_path}",
-         f"data_dir={tmp_path}/data", "wandb=false", *override.split()],
-        cwd=repo_root, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2, proc.stderr[-1500:]
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], proc.stderr
+def test_bad_input_is_one_line_exit_2(one_line_error, tmp_path, override, message):
+    assert message in one_line_error("neuron", "train", [f"runs_dir={tmp_path}", f"data_dir={tmp_path}/data", "wandb=false", *override.split()])
