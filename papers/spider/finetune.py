@@ -26,27 +26,13 @@ def make_rule(cfg, method: str, seed: int) -> Rule:
     return build_rule(method, seed, f.l2sp_weight, f.mask_ratio, f.dare_drop, f.graft_keep)
 
 
-def trainable_groups(model, last_layers: int) -> tuple[list, list]:
-    """([(name, param)] of the projector, [(name, param)] of the last LM layers); every other
-    parameter is frozen."""
-    from papers.spider.mllm import trainable_parameters
-
-    projector, layers = trainable_parameters(model, last_layers, named=True)
-    keep = {id(p) for _, p in projector + layers}
-    for p in model.parameters():
-        p.requires_grad_(id(p) in keep)
-    return projector, layers
-
-
 def cosine_with_warmup(opt, total: int, warmup: float):
+    """The tiny model's warm-up + cosine multiplier (mllm.warmup_cosine) over `total` steps,
+    with at least one warm-up step."""
+    from papers.spider.mllm import warmup_cosine
+
     warm = max(1, int(round(warmup * total)))
-
-    def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
-
-    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: warmup_cosine(step, total, warm))
 
 
 def finetune(cfg, model, tokenizer, examples: list[dict], method: str, seed: int,
@@ -67,7 +53,9 @@ def finetune(cfg, model, tokenizer, examples: list[dict], method: str, seed: int
         def encode_batch(batch):
             return encode(batch, tokenizer, n_image)
     if groups is None:
-        projector, layers = trainable_groups(model, f.last_layers)
+        from papers.spider.mllm import freeze_for_finetuning
+
+        projector, layers = freeze_for_finetuning(model, f.last_layers, named=True)
     else:
         projector, layers = groups
     named = projector + layers

@@ -350,13 +350,13 @@ def trainable_parameters(model, last_layers: int = 2, named: bool = False):
     return [p for _, p in proj], [p for _, p in lm]
 
 
-def freeze_for_finetuning(model, last_layers: int = 2):
-    """requires_grad only on `trainable_parameters`; returns them (two groups)."""
-    proj, lm = trainable_parameters(model, last_layers)
+def freeze_for_finetuning(model, last_layers: int = 2, named: bool = False):
+    """requires_grad only on `trainable_parameters`; returns them (two groups, named with
+    `named`)."""
+    proj, lm = trainable_parameters(model, last_layers, named=named)
+    keep = {id(p if not named else p[1]) for p in proj + lm}
     for p in model.parameters():
-        p.requires_grad_(False)
-    for p in proj + lm:
-        p.requires_grad_(True)
+        p.requires_grad_(id(p) in keep)
     return proj, lm
 
 
