@@ -17,6 +17,7 @@ from typing import Any
 
 from shared import UserError
 from shared.config import load_config
+from shared.device import close_distributed
 
 COMMANDS = ("data", "train", "eval", "reproduce")
 
@@ -48,9 +49,12 @@ def run_cli(
         ctx = Context(slug, args.config, list(args.overrides), paper_dir)
         commands[args.command](cfg, ctx)
     except UserError as exc:
+        close_distributed(wait=False)
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        close_distributed(wait=False)
         print("interrupted; rerun with resume=latest to continue", file=sys.stderr)
         return 130
+    close_distributed()
     return 0

@@ -52,3 +52,17 @@ def make_accelerator(device: str = "auto", precision: str = "no", **kwargs):
         # Accelerator with other settings (a second run in the same Python, a test).
         AcceleratorState._reset_state(reset_partial_state=True)
     return Accelerator(cpu=resolved.type == "cpu", mixed_precision=precision, **kwargs)
+
+
+def close_distributed(wait: bool = True) -> None:
+    """Tear down torch.distributed's default process group, if one was started (by
+    `accelerate` under torchrun, or by hand). Without this, gloo's worker threads can
+    abort the interpreter at exit (SIGABRT) while other ranks are still running.
+    `wait` first lines every rank up; pass False after an error, when peers may never come."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if wait:
+        dist.barrier()
+    dist.destroy_process_group()

@@ -51,9 +51,6 @@ def init(backend: str = "auto", clients: int | None = None) -> tuple[int, int, t
     return rank, world, device
 
 
-def shutdown() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
 
 
 class Mixer:

@@ -18,6 +18,7 @@ from papers.dsgda.config import DSGDAConfig
 from papers.dsgda.experiment import base_point, run_points
 from shared.cli import Context
 from shared.config import to_dict
+from shared.device import close_distributed
 from shared.runs import (
     check_same_config,
     is_done,
@@ -87,7 +88,7 @@ def train(cfg: DSGDAConfig, ctx: Context) -> dict:
         return _write(cfg, ctx, run_dir, result, point, seconds, timing)
     finally:
         if dist_mode:
-            distributed.shutdown()
+            close_distributed(wait=False)
 
 
 def _write(cfg: DSGDAConfig, ctx: Context, run_dir, result: dict, point, seconds: float,

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from shared import UserError
-from shared.device import make_accelerator, resolve_device, resolve_dtype
+from shared.device import close_distributed, make_accelerator, resolve_device, resolve_dtype
 
 
 def test_cpu_and_auto():
@@ -43,3 +43,18 @@ def test_accelerator_honours_device_override():
 def test_a_second_accelerator_with_other_settings_in_one_process_works():
     assert make_accelerator("cpu", "no").mixed_precision == "no"
     assert make_accelerator("cpu", "bf16").mixed_precision == "bf16"
+
+
+def test_close_distributed_tears_down_the_process_group(tmp_path):
+    import torch.distributed as dist
+
+    close_distributed()  # nothing started: a no-op
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0,
+                            world_size=1)
+    try:
+        assert dist.is_initialized()
+        close_distributed()
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

@@ -15,7 +15,10 @@ def _train(repo_root, runs, launcher):
             f"data_dir={runs}/data", "train.epochs=2", "wandb=false"]
     proc = subprocess.run([*launcher, *args], cwd=repo_root, env=env, capture_output=True,
                           text=True, timeout=240)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    # A worker's own error comes before torchrun's long traceback: show both ends.
+    lines = [line for line in proc.stderr.replace("\r", "\n").splitlines()
+             if line.strip() and "it/s]" not in line and "s/it]" not in line]
+    assert proc.returncode == 0, "\n".join(lines[:40] + ["..."] + lines[-15:])
     (run,) = (runs / "fwa" / "smoke" / "train-mnist1d").iterdir()
     return json.loads((run / "summary.json").read_text())["final"]
 
