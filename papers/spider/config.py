@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from papers.spider.baselines import METHODS
-from papers.spider.corpora import DOWNSTREAM_TASKS
+from papers.spider.corpora import DOWNSTREAM_TASKS, MC_ANSWERS, MCQA_KINDS, PRETRAIN_TASKS
+from papers.spider.scenes import STYLES
 from shared.config import Common, check_subset, choice
 
 
@@ -36,12 +37,15 @@ class DataConfig:
     downstream_tasks: list[str] = field(default_factory=lambda: list(DOWNSTREAM_TASKS))  # fine-tuning tasks (one run each)
     downstream_train: int = 2000  # fine-tuning examples per downstream task
     downstream_eval: int = 100  # evaluation examples per downstream task
+    mcqa_kinds: list[str] = field(default_factory=lambda: list(MCQA_KINDS))  # multiple-choice question kinds (corpora._mcqa_item)
+    mc_answer: str = choice("letter", *MC_ANSWERS)  # multiple-choice target: the letter (ScienceQA) or the option's text [recon]
     local_dir: str = ""  # paper path: a directory with the downstream/upstream datasets (see local.py)
     local_task: str = choice("scienceqa", "flickr30k", "coco", "scienceqa", "iconqa")  # paper path: the downstream dataset `train` fine-tunes on
     local_upstream: list[str] = field(default_factory=list)  # paper path: upstream VQA sets ([] = every one present)
 
     def __post_init__(self) -> None:
         check_subset("data.downstream_tasks", self.downstream_tasks, DOWNSTREAM_TASKS)
+        check_subset("data.mcqa_kinds", self.mcqa_kinds, MCQA_KINDS)
 
 
 @dataclass
@@ -52,6 +56,14 @@ class PretrainConfig:
     lr: float = 3e-4  # 1e-3 and 5e-4 stalled at the answer marginals in short probes
     batch_size: int = 32
     seed: int = 0
+    # the mixture, in equal shares; "choice" = colour/count/position as lettered options [recon]
+    tasks: list[str] = field(default_factory=lambda: list(PRETRAIN_TASKS))
+    # image domains of the pre-training images (the upstream evaluation stays plain) [recon]
+    styles: list[str] = field(default_factory=lambda: ["plain"])
+
+    def __post_init__(self) -> None:
+        check_subset("pretrain.tasks", self.tasks, PRETRAIN_TASKS)
+        check_subset("pretrain.styles", self.styles, STYLES)
 
 
 @dataclass

@@ -40,16 +40,20 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .scenes import COLORS, IMAGE_SIZE, SHAPES, Obj, Scene, render, sample_scene
+from .scenes import COLORS, IMAGE_SIZE, POSITIONS, SHAPES, Obj, Scene, render, sample_scene
 
 UPSTREAM_TASKS = ("caption", "color", "count", "position", "exists")
+# Pre-training only: the colour/count/position questions as lettered multiple choice, so the
+# model knows the format before a downstream task uses it (LLaVA-1.5's mixture has MC data).
+CHOICE_TASK = "choice"
+PRETRAIN_TASKS = UPSTREAM_TASKS + (CHOICE_TASK,)
 DOWNSTREAM_TASKS = ("caption_textured", "mcqa")
 CAPTION_TASKS = ("caption", "caption_textured")
 SPLITS = ("train", "test")
 LETTERS = "ABCDE"
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
-_TASK_IDS = {t: i for i, t in enumerate(UPSTREAM_TASKS + DOWNSTREAM_TASKS)}
+_TASK_IDS = {t: i for i, t in enumerate(UPSTREAM_TASKS + DOWNSTREAM_TASKS + (CHOICE_TASK,))}
 _DEFAULT_STYLE = {"caption_textured": "textured", "mcqa": "dark"}
 
 
@@ -121,14 +125,20 @@ def _upstream_qa(task: str, scene: Scene, rng: np.random.Generator) -> tuple[str
     raise ValueError(f"unknown upstream task {task!r}")
 
 
-def _count_example(rng, split: str, image_size: int, max_objects: int) -> dict:
+def _pick_style(rng, styles: Sequence[str]) -> str:
+    """One of `styles` (drawing from `rng` only when there is a choice, so a plain-only corpus
+    is the same with or without this option)."""
+    return styles[0] if len(styles) == 1 else styles[int(rng.integers(len(styles)))]
+
+
+def _count_example(rng, split: str, image_size: int, max_objects: int, styles: Sequence[str] = ("plain",)) -> dict:
     """A balanced count question: the answer k is drawn uniformly from 0..min(3, max_objects)
     first, then scenes are sampled until some shape occurs exactly k times (a shape is
     rarely repeated in an unconditioned scene, so "1" would otherwise be the answer ~70% of
     the time)."""
     k = int(rng.integers(0, min(3, max_objects) + 1))
     while True:
-        scene = sample_scene(rng, max_objects=max_objects, style="plain")
+        scene = sample_scene(rng, max_objects=max_objects, style=_pick_style(rng, styles))
         fits = [s for s in SHAPES if scene.count(s) == k]
         if not fits:
             continue
@@ -138,19 +148,53 @@ def _count_example(rng, split: str, image_size: int, max_objects: int) -> dict:
             return _example(image, f"how many {_plural(shape)} are there?", str(k), "count", scene=scene)
 
 
+_CHOICE_POOLS = {"color": COLORS, "count": ("0", "1", "2", "3"), "position": tuple(POSITIONS.values())}
+
+
+def _choice_example(rng, split: str, image_size: int, max_objects: int, mc_answer: str,
+                   styles: Sequence[str] = ("plain",)) -> dict | None:
+    """A colour, count or position question as 3-4 lettered options (the answer among them,
+    the others drawn from the question's answer vocabulary); None when the scene does not fit."""
+    sub = tuple(_CHOICE_POOLS)[int(rng.integers(len(_CHOICE_POOLS)))]
+    if sub == "count":
+        e = _count_example(rng, split, image_size, max_objects, styles)
+        image, scene, question, answer = e["image"], e["scene"], e["prompt"], e["answer"]
+    else:
+        scene, image = _scene_for_split(rng, split, image_size, max_objects=max_objects,
+                                        style=_pick_style(rng, styles))
+        qa = _upstream_qa(sub, scene, rng)
+        if qa is None:
+            return None
+        question, answer = qa
+    k = int(rng.integers(3, 5))
+    pool = [a for a in _CHOICE_POOLS[sub] if a != answer]
+    wrong = [pool[int(i)] for i in rng.choice(len(pool), size=k - 1, replace=False)]
+    choices = [answer] + wrong
+    choices = [choices[int(i)] for i in rng.permutation(k)]
+    return _mc_example(image, question, choices, choices.index(answer), CHOICE_TASK, mc_answer, scene)
+
+
 def upstream_task_examples(
-    task: str, n: int, seed: int, split: str = "train", image_size: int = IMAGE_SIZE, max_objects: int = 4
+    task: str, n: int, seed: int, split: str = "train", image_size: int = IMAGE_SIZE, max_objects: int = 4,
+    mc_answer: str = "letter", styles: Sequence[str] = ("plain",),
 ) -> list[dict]:
-    """`n` examples of one upstream task, each on its own plain image."""
-    if task not in UPSTREAM_TASKS:
-        raise ValueError(f"unknown upstream task {task!r}; expected one of {UPSTREAM_TASKS}")
+    """`n` examples of one upstream task (or of the pre-training-only "choice" task), each on
+    its own image in one of `styles` (the image domains; plain only by default)."""
+    if task not in PRETRAIN_TASKS:
+        raise ValueError(f"unknown upstream task {task!r}; expected one of {PRETRAIN_TASKS}")
     rng = _stream(seed, split, task)
     out = []
     while len(out) < n:
-        if task == "count":
-            out.append(_count_example(rng, split, image_size, max_objects))
+        if task == CHOICE_TASK:
+            e = _choice_example(rng, split, image_size, max_objects, mc_answer, styles)
+            if e is not None:
+                out.append(e)
             continue
-        scene, image = _scene_for_split(rng, split, image_size, max_objects=max_objects, style="plain")
+        if task == "count":
+            out.append(_count_example(rng, split, image_size, max_objects, styles))
+            continue
+        scene, image = _scene_for_split(rng, split, image_size, max_objects=max_objects,
+                                        style=_pick_style(rng, styles))
         if task == "caption":
             out.append(_example(image, "describe the image.", upstream_caption(scene), task, scene=scene))
             continue
@@ -167,14 +211,17 @@ def upstream_examples(
     split: str = "train",
     image_size: int = IMAGE_SIZE,
     max_objects: int = 4,
+    mc_answer: str = "letter",
+    styles: Sequence[str] = ("plain",),
 ) -> list[dict]:
     """The pre-training mixture: `n` examples, tasks in equal shares (the first `n % len(tasks)`
-    tasks get one more), shuffled deterministically."""
+    tasks get one more), shuffled deterministically. `mc_answer`: the "choice" task's target
+    (the letter or the option's text); `styles`: the image domains drawn from."""
     tasks = list(tasks)
     out: list[dict] = []
     for i, task in enumerate(tasks):
         k = n // len(tasks) + (1 if i < n % len(tasks) else 0)
-        out.extend(upstream_task_examples(task, k, seed, split, image_size, max_objects))
+        out.extend(upstream_task_examples(task, k, seed, split, image_size, max_objects, mc_answer, styles))
     order = np.random.default_rng([int(seed), SPLITS.index(split), 104729]).permutation(len(out))
     return [out[i] for i in order]
 
@@ -249,9 +296,21 @@ def textured_captions(scene: Scene, rng: np.random.Generator, k: int = 5) -> lis
     return refs
 
 
-def _mc_prompt(question: str, choices: list[str]) -> str:
+MC_ANSWERS = ("text", "letter")
+
+
+def _mc_prompt(question: str, choices: list[str], answer: str = "letter") -> str:
     opts = " ".join(f"({LETTERS[i]}) {c}" for i, c in enumerate(choices))
-    return f"{question}\noptions: {opts}\nanswer with the letter."
+    tail = "answer with the letter." if answer == "letter" else "answer with one of the options."
+    return f"{question}\noptions: {opts}\n{tail}"
+
+
+def _mc_example(image, question: str, choices: list[str], correct: int, task: str, answer: str, scene) -> dict:
+    """A lettered multiple-choice example; the target is the letter or the option's text."""
+    if answer not in MC_ANSWERS:
+        raise ValueError(f"unknown multiple-choice answer form {answer!r}; expected one of {MC_ANSWERS}")
+    target = LETTERS[correct] if answer == "letter" else choices[correct]
+    return _example(image, _mc_prompt(question, choices, answer), target, task, choices=choices, scene=scene)
 
 
 def _distractor_names(scene: Scene, exclude: set[str], rng, k: int) -> list[str]:
@@ -280,11 +339,35 @@ _EXTREMES = {
 }
 
 
-def _mcqa_item(scene: Scene, rng: np.random.Generator) -> tuple[str, list[str], int] | None:
-    """(question, choices, index of the correct choice) or None when the scene does not fit."""
-    kind = ("relation", "extreme", "compare", "total")[int(rng.integers(4))]
+MCQA_KINDS = ("shape", "color_at", "total", "compare", "relation", "extreme")
+
+
+def _mcqa_item(scene: Scene, rng: np.random.Generator, kinds: Sequence[str] = MCQA_KINDS
+               ) -> tuple[str, list[str], int] | None:
+    """(question, choices, index of the correct choice) or None when the scene does not fit.
+    Kinds: "shape" (what shape is the <colour> object?), "color_at" (what colour is the object
+    at the <position>?), "total" (how many objects?), "compare" (which shape is more
+    frequent?), "relation" (which object is left of / above ... X?), "extreme" (which object
+    is closest to an edge?)."""
+    kind = kinds[int(rng.integers(len(kinds)))]
     objs = scene.objects
-    if kind == "relation":
+    if kind == "shape":
+        colors = [o.color for o in objs]
+        unique = [o for o in objs if colors.count(o.color) == 1]
+        if not unique:
+            return None
+        o = unique[int(rng.integers(len(unique)))]
+        question = f"what shape is the {o.color} object?"
+        correct = o.shape
+        pool = [x for x in SHAPES if x != correct]
+        wrong = [pool[int(i)] for i in rng.choice(len(pool), size=int(rng.integers(2, 4)), replace=False)]
+    elif kind == "color_at":
+        o = objs[int(rng.integers(len(objs)))]
+        question = f"what color is the object at the {o.position}?"
+        correct = o.color
+        pool = [x for x in COLORS if x != correct]
+        wrong = [pool[int(i)] for i in rng.choice(len(pool), size=int(rng.integers(2, 4)), replace=False)]
+    elif kind == "relation":
         rel = list(_RELATIONS)[int(rng.integers(len(_RELATIONS)))]
         anchor = objs[int(rng.integers(len(objs)))]
         hits = [o for o in objs if o is not anchor and _RELATIONS[rel](o, anchor)]
@@ -332,9 +415,13 @@ def downstream_examples(
     image_size: int = IMAGE_SIZE,
     style: str | None = None,
     max_objects: int = 4,
+    mcqa_kinds: Sequence[str] = MCQA_KINDS,
+    mc_answer: str = "letter",
 ) -> list[dict]:
     """`n` examples of a downstream task ("caption_textured" or "mcqa"). `style` overrides the
-    task's image domain (default: textured for captioning, dark for multiple choice)."""
+    task's image domain (default: textured for captioning, dark for multiple choice);
+    `mcqa_kinds` picks the multiple-choice question kinds (`_mcqa_item`) and `mc_answer` the
+    target (the letter, as ScienceQA, or the option's text)."""
     if task not in DOWNSTREAM_TASKS:
         raise ValueError(f"unknown downstream task {task!r}; expected one of {DOWNSTREAM_TASKS}")
     style = style or _DEFAULT_STYLE[task]
@@ -350,12 +437,12 @@ def downstream_examples(
         scene, image = _scene_for_split(
             rng, split, image_size, max_objects=max(2, max_objects), min_objects=2, style=style
         )
-        item = _mcqa_item(scene, rng)
+        item = _mcqa_item(scene, rng, mcqa_kinds)
         if item is None:
             continue
         question, choices, idx = item
         out.append(
-            _example(image, _mc_prompt(question, choices), LETTERS[idx], task, choices=choices, scene=scene)
+            _mc_example(image, question, choices, idx, task, mc_answer, scene)
         )
     return out
 
@@ -401,7 +488,7 @@ def score(examples: Sequence[dict], predictions: Sequence[str]) -> float:
         from .cider import cider_d
 
         return cider_d(list(predictions), [e["references"] for e in examples])[0]
-    if task == "mcqa":
+    if task in ("mcqa", CHOICE_TASK) and all(e["answer"] in LETTERS for e in examples):
         hits = [mc_letter(p) == e["answer"] for e, p in zip(examples, predictions)]
     else:
         hits = [normalize_answer(p) == normalize_answer(e["answer"]) for e, p in zip(examples, predictions)]

@@ -26,21 +26,27 @@ VQA_TASKS = tuple(t for t in corpora.UPSTREAM_TASKS if t not in corpora.CAPTION_
 
 def upstream_train(cfg) -> list[dict]:
     d = cfg.data
-    return corpora.upstream_examples(d.upstream_train, d.data_seed, image_size=cfg.model.image_size)
+    return corpora.upstream_examples(d.upstream_train, d.data_seed, cfg.pretrain.tasks,
+                                     image_size=cfg.model.image_size, mc_answer=d.mc_answer,
+                                     styles=cfg.pretrain.styles)
+
+
+def _downstream(cfg, task: str, n: int, split: str) -> list[dict]:
+    d = cfg.data
+    return corpora.downstream_examples(task, n, d.data_seed, split, cfg.model.image_size,
+                                       mcqa_kinds=d.mcqa_kinds, mc_answer=d.mc_answer)
 
 
 def eval_sets(cfg) -> tuple[dict, dict]:
     """(upstream {task: examples}, downstream {task: examples}), held-out test splits."""
     d = cfg.data
     up = corpora.upstream_eval_sets(d.upstream_eval, d.data_seed, image_size=cfg.model.image_size)
-    down = {t: corpora.downstream_examples(t, d.downstream_eval, d.data_seed, "test", cfg.model.image_size)
-            for t in d.downstream_tasks}
+    down = {t: _downstream(cfg, t, d.downstream_eval, "test") for t in d.downstream_tasks}
     return up, down
 
 
 def downstream_train(cfg, task: str) -> list[dict]:
-    d = cfg.data
-    return corpora.downstream_examples(task, d.downstream_train, d.data_seed, "train", cfg.model.image_size)
+    return _downstream(cfg, task, cfg.data.downstream_train, "train")
 
 
 def _all_text(cfg) -> list[str]:
@@ -48,7 +54,7 @@ def _all_text(cfg) -> list[str]:
     texts = []
     examples = upstream_train(cfg)
     for task in corpora.DOWNSTREAM_TASKS:
-        examples += corpora.downstream_examples(task, d.downstream_train, d.data_seed, "train", cfg.model.image_size)
+        examples += _downstream(cfg, task, d.downstream_train, "train")
     for e in examples:
         texts += [e["prompt"], e["answer"], *(e.get("references") or [])]
     return texts

@@ -129,7 +129,7 @@ def test_determinism_and_train_test_disjoint():
 
 
 def test_downstream_multiple_choice():
-    exs = corpora.downstream_examples("mcqa", 120, seed=0)
+    exs = corpora.downstream_examples("mcqa", 180, seed=0)
     kinds = set()
     for e in exs:
         assert e["task"] == "mcqa" and 3 <= len(e["choices"]) <= 5
@@ -141,7 +141,15 @@ def test_downstream_multiple_choice():
         right = e["choices"][letters.index(e["answer"])]
         s = e["scene"]
         q = e["prompt"].split("\n")[0]
-        if m := re.match(r"which object is (to the left of|to the right of|above|below) the (\w+) (\w+)\?", q):
+        if m := re.match(r"what shape is the (\w+) object\?", q):
+            kinds.add("shape")
+            (hit,) = [o for o in s.objects if o.color == m.group(1)]
+            assert right == hit.shape and set(e["choices"]) <= set(SHAPES)
+        elif m := re.match(r"what color is the object at the (.+)\?", q):
+            kinds.add("color_at")
+            (hit,) = [o for o in s.objects if o.position == m.group(1)]
+            assert right == hit.color and set(e["choices"]) <= set(PALETTE)
+        elif m := re.match(r"which object is (to the left of|to the right of|above|below) the (\w+) (\w+)\?", q):
             kinds.add("relation")
             anchor = s.find(m.group(2), m.group(3))
             hits = [o.name for o in s.objects if o is not anchor and corpora._RELATIONS[m.group(1)](o, anchor)]
@@ -157,8 +165,26 @@ def test_downstream_multiple_choice():
         else:
             kinds.add("total")
             assert right == str(len(s.objects))
-    assert kinds == {"relation", "extreme", "compare", "total"}
+    assert kinds == set(corpora.MCQA_KINDS)
     assert e["image"].mean() < 80  # the dark domain by default
+
+
+def test_multiple_choice_kinds_and_text_answers():
+    exs = corpora.downstream_examples("mcqa", 40, seed=0, mcqa_kinds=("total",), mc_answer="text")
+    for e in exs:
+        assert e["prompt"].startswith("how many objects") and e["prompt"].endswith("one of the options.")
+        assert e["answer"] == str(len(e["scene"].objects)) and e["answer"] in e["choices"]
+    assert corpora.score(exs[:2], [exs[0]["answer"], "(A)"]) == 0.5
+    with pytest.raises(ValueError, match="answer form"):
+        corpora.downstream_examples("mcqa", 2, seed=0, mc_answer="number")
+
+
+def test_pretraining_styles_cover_the_domains_and_plain_only_is_unchanged():
+    plain = corpora.upstream_task_examples("color", 20, seed=0)
+    assert [e["prompt"] + e["answer"] for e in plain] == [
+        e["prompt"] + e["answer"] for e in corpora.upstream_task_examples("color", 20, seed=0, styles=("plain",))]
+    mixed = corpora.upstream_examples(60, seed=0, styles=scenes.STYLES)
+    assert {e["scene"].style for e in mixed} == set(scenes.STYLES)
 
 
 def test_downstream_caption_domain_and_references():
@@ -188,3 +214,31 @@ def test_score_and_letter_parsing():
     assert corpora.score(caps, [e["answer"] for e in caps]) > 1.0
     with pytest.raises(ValueError):
         corpora.score(vqa + caps, [""] * 10)
+
+
+def test_pretraining_choice_task_letters_point_at_the_scene_answer():
+    exs = corpora.upstream_task_examples(corpora.CHOICE_TASK, 90, seed=0)
+    kinds = set()
+    for e in exs:
+        assert e["task"] == "choice" and 3 <= len(e["choices"]) <= 4
+        assert len(set(e["choices"])) == len(e["choices"])
+        question = e["prompt"].split("\n")[0]
+        assert e["prompt"].endswith("answer with the letter.")
+        right = e["choices"][corpora.LETTERS.index(e["answer"])]
+        s = e["scene"]
+        if m := re.match(r"what color is the (\w+)\?", question):
+            kinds.add("color")
+            (hit,) = [o for o in s.objects if o.shape == m.group(1)]
+            assert right == hit.color and set(e["choices"]) <= set(PALETTE)
+        elif m := re.match(r"how many (\w+) are there\?", question):
+            kinds.add("count")
+            shape = {corpora._plural(x): x for x in SHAPES}[m.group(1)]
+            assert right == str(s.count(shape)) and set(e["choices"]) <= {"0", "1", "2", "3"}
+        else:
+            kinds.add("position")
+            color, shape = re.match(r"where is the (\w+) (\w+)\?", question).groups()
+            assert right == s.find(color, shape).position and set(e["choices"]) <= set(POSITIONS.values())
+    assert kinds == {"color", "count", "position"}
+    assert corpora.score(exs[:2], [f"({exs[0]['answer']})", "Z"]) == 0.5
+    mixture = corpora.upstream_examples(60, seed=0, tasks=corpora.PRETRAIN_TASKS)
+    assert sorted(e["task"] for e in mixture) == sorted(t for t in corpora.PRETRAIN_TASKS for _ in range(10))
