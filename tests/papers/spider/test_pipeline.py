@@ -84,6 +84,10 @@ def test_a_killed_run_resumes_to_the_same_weights(smoke, tmp_path):
     ("finetune.method=lora", "finetune.method"),
     ("task=vqa", "task"),
     ("experiment.methods=[spider,adapter]", "experiment.methods"),
+    ("data.mc_answer=number", "data.mc_answer"),
+    ("data.mcqa_kinds=[shape,riddle]", "data.mcqa_kinds"),
+    ("pretrain.styles=[plain,neon]", "pretrain.styles"),
+    ("pretrain.tasks=[caption,ocr]", "pretrain.tasks"),
 ])
 def test_bad_input_is_one_line_exit_2(one_line_error, tmp_path, override, message):
     assert message in one_line_error("spider", "train", [f"runs_dir={tmp_path}", f"data_dir={tmp_path}/data", "wandb=false", *override.split()])
