@@ -51,8 +51,6 @@ def init(backend: str = "auto", clients: int | None = None) -> tuple[int, int, t
     return rank, world, device
 
 
-
-
 class Mixer:
     """Client i's side of x_i ← Σ_l W_il x_l over the process group."""
 

@@ -56,7 +56,7 @@ class PretrainConfig:
     lr: float = 3e-4  # 1e-3 and 5e-4 stalled at the answer marginals in short probes
     batch_size: int = 32
     seed: int = 0
-    # the mixture, in equal shares; "choice" = colour/count/position as lettered options [recon]
+    # the mixture, in equal shares; "choice" = colour/count/position as options (target: data.mc_answer) [recon]
     tasks: list[str] = field(default_factory=lambda: list(PRETRAIN_TASKS))
     # image domains of the pre-training images (the upstream evaluation stays plain) [recon]
     styles: list[str] = field(default_factory=lambda: ["plain"])

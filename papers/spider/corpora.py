@@ -148,6 +148,12 @@ def _count_example(rng, split: str, image_size: int, max_objects: int, styles: S
             return _example(image, f"how many {_plural(shape)} are there?", str(k), "count", scene=scene)
 
 
+def _wrong_options(vocabulary: Sequence[str], correct: str, n: int, rng) -> list[str]:
+    """`n` distinct options from `vocabulary` other than `correct`."""
+    pool = [x for x in vocabulary if x != correct]
+    return [pool[int(i)] for i in rng.choice(len(pool), size=n, replace=False)]
+
+
 _CHOICE_POOLS = {"color": COLORS, "count": ("0", "1", "2", "3"), "position": tuple(POSITIONS.values())}
 
 
@@ -167,9 +173,7 @@ def _choice_example(rng, split: str, image_size: int, max_objects: int, mc_answe
             return None
         question, answer = qa
     k = int(rng.integers(3, 5))
-    pool = [a for a in _CHOICE_POOLS[sub] if a != answer]
-    wrong = [pool[int(i)] for i in rng.choice(len(pool), size=k - 1, replace=False)]
-    choices = [answer] + wrong
+    choices = [answer] + _wrong_options(_CHOICE_POOLS[sub], answer, k - 1, rng)
     choices = [choices[int(i)] for i in rng.permutation(k)]
     return _mc_example(image, question, choices, choices.index(answer), CHOICE_TASK, mc_answer, scene)
 
@@ -359,14 +363,12 @@ def _mcqa_item(scene: Scene, rng: np.random.Generator, kinds: Sequence[str] = MC
         o = unique[int(rng.integers(len(unique)))]
         question = f"what shape is the {o.color} object?"
         correct = o.shape
-        pool = [x for x in SHAPES if x != correct]
-        wrong = [pool[int(i)] for i in rng.choice(len(pool), size=int(rng.integers(2, 4)), replace=False)]
+        wrong = _wrong_options(SHAPES, correct, int(rng.integers(2, 4)), rng)
     elif kind == "color_at":
         o = objs[int(rng.integers(len(objs)))]
         question = f"what color is the object at the {o.position}?"
         correct = o.color
-        pool = [x for x in COLORS if x != correct]
-        wrong = [pool[int(i)] for i in rng.choice(len(pool), size=int(rng.integers(2, 4)), replace=False)]
+        wrong = _wrong_options(COLORS, correct, int(rng.integers(2, 4)), rng)
     elif kind == "relation":
         rel = list(_RELATIONS)[int(rng.integers(len(_RELATIONS)))]
         anchor = objs[int(rng.integers(len(objs)))]
@@ -488,7 +490,7 @@ def score(examples: Sequence[dict], predictions: Sequence[str]) -> float:
         from .cider import cider_d
 
         return cider_d(list(predictions), [e["references"] for e in examples])[0]
-    if task in ("mcqa", CHOICE_TASK) and all(e["answer"] in LETTERS for e in examples):
+    if task in ("mcqa", CHOICE_TASK) and all(e["answer"] in tuple(LETTERS) for e in examples):
         hits = [mc_letter(p) == e["answer"] for e, p in zip(examples, predictions)]
     else:
         hits = [normalize_answer(p) == normalize_answer(e["answer"]) for e, p in zip(examples, predictions)]
