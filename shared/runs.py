@@ -27,6 +27,31 @@ KEY_PACKAGES = (
 )
 DONE_MARKER = "DONE"
 REPO_ROOT = Path(__file__).resolve().parents[1]
+_STARTED = time.monotonic()  # every entry point imports this module first thing
+
+
+def elapsed_s() -> float:
+    """Seconds since this process imported shared.runs (about since it started)."""
+    return time.monotonic() - _STARTED
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    """The command as a user would type it: `python -m papers.<slug> ...` for a module run
+    (sys.argv[0] is then the absolute path of its __main__.py), never an absolute path."""
+    argv = list(sys.argv if argv is None else argv)
+    if not argv:
+        return ""
+    head = Path(argv[0])
+    try:
+        rel = head.resolve().relative_to(REPO_ROOT)
+    except (ValueError, OSError):
+        rel = None
+    if rel is not None and rel.suffix == ".py":
+        parts = list(rel.with_suffix("").parts)
+        if parts[-1] == "__main__":
+            parts = parts[:-1]
+        return " ".join(["python -m " + ".".join(parts), *argv[1:]])
+    return " ".join([head.name if head.is_absolute() else argv[0], *argv[1:]])
 
 
 def git_commit() -> dict:
@@ -146,7 +171,7 @@ def write_run_info(run_dir: Path, cfg: Any, extra: dict | None = None) -> dict:
     info = {
         "git": git_commit(),
         "versions": package_versions(),
-        "command": " ".join(sys.argv),
+        "command": command_line(),
         "started": datetime.now(UTC).isoformat(),
         **(extra or {}),
     }
