@@ -53,10 +53,10 @@ reproduce: install ## run PAPER (default all) at CONFIG (default small), then th
 	  echo "== $$p ($(CONFIG)) =="; \
 	  $(PY) -m papers.$$p reproduce --config $(CONFIG) $(ARGS); \
 	done
-	$(PY) -m shared.report
+	$(PY) -m shared.report --config $(CONFIG)
 
 report: install ## build runs/REPORT.md from each paper's latest results
-	$(PY) -m shared.report
+	$(PY) -m shared.report --config $(CONFIG)
 
 bench: install ## benchmarks of PAPER (default all)
 	@set -e; for p in $(SELECTED); do \
