@@ -111,7 +111,7 @@ def _source_text(e: Entry, config: str) -> str:
 
 def _drift_text(e: Entry) -> str:
     if e.source != "run":
-        return "-"
+        return "no fresh run to compare"
     if not e.drifts:
         return "no committed record to compare"
     flagged = sum(d.flagged for d in e.drifts)
@@ -237,10 +237,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shared.report")
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--config", default="small", help="which config's runs (default small)")
-    parser.add_argument("--out", default=None, help="default: <runs-dir>/REPORT.md (and .html)")
+    parser.add_argument("--out", default=None,
+                        help="default: <runs-dir>/REPORT.md for small, REPORT-<config>.md for "
+                             "another config (and .html beside it)")
     args = parser.parse_args(argv)
     runs_dir = Path(args.runs_dir)
-    out = Path(args.out) if args.out else runs_dir / "REPORT.md"
+    name = "REPORT.md" if args.config == "small" else f"REPORT-{args.config}.md"
+    out = Path(args.out) if args.out else runs_dir / name
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render_report(runs_dir, out, args.config))
     out.with_suffix(".html").write_text(render_html(runs_dir, args.config))

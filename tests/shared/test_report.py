@@ -86,3 +86,9 @@ def test_every_committed_results_file_follows_the_schema(repo_root):
         res = load_results(path)
         assert res["paper"] == path.parts[-4] and res["config"] == "small"
         json.dumps(res)
+
+
+def test_a_smoke_report_goes_to_its_own_file(tmp_path):
+    runs = tmp_path / "runs"
+    assert main(["--runs-dir", str(runs), "--config", "smoke"]) == 0
+    assert (runs / "REPORT-smoke.md").exists() and not (runs / "REPORT.md").exists()
