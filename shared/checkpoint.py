@@ -17,6 +17,7 @@ import json
 import os
 import pickle  # only for its exception type: nothing is unpickled unchecked
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -95,9 +96,27 @@ def list_checkpoints(ckpt_root: str | Path) -> list[Path]:
     return sorted(p for p in root.glob("step_*") if p.is_dir())
 
 
-def latest_checkpoint(ckpt_root: str | Path) -> Path | None:
+def latest_checkpoint(ckpt_root: str | Path, verify: bool = True) -> Path | None:
+    """The newest checkpoint under `ckpt_root` (None when there is none).
+
+    With `verify`, a corrupt or incomplete newest checkpoint is passed over for the previous
+    intact one, with one line on stderr saying so; when none is intact, the newest one's
+    error is raised (a corrupt checkpoint is never used)."""
     found = list_checkpoints(ckpt_root)
-    return found[-1] if found else None
+    if not found or not verify:
+        return found[-1] if found else None
+    first_error = None
+    for path in reversed(found):
+        try:
+            verify_checkpoint(path)
+        except CheckpointError as exc:
+            first_error = first_error or exc
+            continue
+        if first_error is not None:
+            print(f"warning: {first_error}; resuming from the previous intact checkpoint "
+                  f"{path.name}", file=sys.stderr, flush=True)
+        return path
+    raise first_error
 
 
 def verify_checkpoint(path: str | Path) -> dict:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from shared import UserError
-from shared.config import load_config
+from shared.config import config_label, describe, load_config
 from shared.device import close_distributed
 
 COMMANDS = ("data", "train", "eval", "reproduce")
@@ -32,22 +33,97 @@ class Context:
     paper_dir: Path
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a mistake as one `error:` line and exit code 2 (no usage dump)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _first_line(fn: Callable) -> str:
+    doc = (fn.__doc__ or "").strip().splitlines()
+    return doc[0] if doc else ""
+
+
+def check_dir(key: str, value: str) -> Path:
+    """A directory the run writes to: it (or its parent) must exist, be a directory and be
+    writable. Creates it. A mistake is a UserError naming the key."""
+    path = Path(value).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UserError(f"config key '{key}': {value} exists and is not a directory")
+    if not path.exists():
+        parent = path.parent
+        if not parent.is_dir():
+            raise UserError(f"config key '{key}': {value} cannot be created: its parent "
+                            f"{parent} does not exist or is not a directory")
+        try:
+            path.mkdir()
+        except OSError as exc:
+            raise UserError(f"config key '{key}': cannot create {value}: {exc.strerror}") from None
+    try:
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise UserError(f"config key '{key}': {value} is not writable: {exc.strerror}") from None
+    return path
+
+
+def _config_command(cfg: Any, ctx: Context) -> None:
+    """Print the resolved config: every field with its doc and allowed range."""
+    print(f"# python -m papers.{ctx.slug} config --config {ctx.config_name} "
+          + " ".join(ctx.overrides))
+    print("\n".join(describe(cfg)))
+
+
 def run_cli(
     slug: str, schema: type, commands: dict[str, Callable[[Any, Context], Any]],
     paper_dir: str | Path, argv: list[str] | None = None,
 ) -> int:
+    """`python -m papers.<slug> <command> [--config NAME|PATH] [key=value ...]`.
+
+    `--help` lists the commands (each with the first line of its docstring); `<command>
+    --help` describes one; `config` prints the resolved config with docs and ranges."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the offline policy: nothing downloads
     paper_dir = Path(paper_dir)
-    parser = argparse.ArgumentParser(prog=f"python -m papers.{slug}")
-    parser.add_argument("command", choices=[c for c in COMMANDS if c in commands])
-    parser.add_argument("--config", default="small",
-                        help="a file in papers/<slug>/configs/ (smoke, small, paper)")
-    parser.add_argument("overrides", nargs="*", metavar="key=value")
-    args = parser.parse_intermixed_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    table = {name: commands[name] for name in COMMANDS if name in commands}
+    table.update({k: v for k, v in commands.items() if k not in table})
+    table["config"] = _config_command
+    prog = f"python -m papers.{slug}"
+    width = max(map(len, table))
+    listing = "\n".join(f"  {name:<{width}}  {_first_line(fn)}" for name, fn in table.items())
+    usage = (f"usage: {prog} <command> [--config smoke|small|paper|FILE.yaml] [key=value ...]\n\n"
+             f"commands:\n{listing}\n\n"
+             f"`{prog} <command> --help` describes a command; `{prog} config --config small` "
+             "prints every config field with its doc and range.")
+    try:
+        if not argv or argv[0] in ("-h", "--help"):
+            print(usage, file=sys.stdout if argv else sys.stderr)
+            return 0 if argv else 2
+        name = argv[0]
+        if name not in table:
+            print(f"error: unknown command '{name}' (choose from: {', '.join(table)}; see "
+                  f"{prog} --help)", file=sys.stderr)
+            return 2
+        fn = table[name]
+        parser = _Parser(prog=f"{prog} {name}", description=(fn.__doc__ or "").strip() or None,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+        parser.add_argument("--config", default="small",
+                            help="a name in papers/<slug>/configs/ (smoke, small, paper) or a "
+                                 "path to a .yaml file; runs are filed under its name")
+        parser.add_argument("overrides", nargs="*", metavar="key=value",
+                            help="config overrides, nested keys dotted (train.lr=0.05)")
+        args = parser.parse_intermixed_args(argv[1:])
+    except SystemExit as exc:
+        return int(exc.code or 0)
     try:
         cfg = load_config(schema, paper_dir / "configs", args.config, args.overrides)
-        ctx = Context(slug, args.config, list(args.overrides), paper_dir)
-        commands[args.command](cfg, ctx)
+        ctx = Context(slug, config_label(args.config), list(args.overrides), paper_dir)
+        if name != "config":
+            check_dir("runs_dir", cfg.runs_dir)
+            check_dir("data_dir", cfg.data_dir)
+        fn(cfg, ctx)
     except UserError as exc:
         close_distributed(wait=False)
         print(f"error: {exc}", file=sys.stderr)

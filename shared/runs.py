@@ -125,17 +125,67 @@ def resolve_run_dir(
     an explicit path must exist.
     """
     if resume == "":
-        return new_run_dir(runs_dir, slug, config, method, seed), False
+        return lock_run(new_run_dir(runs_dir, slug, config, method, seed)), False
     if resume == "latest":
         parent = method_dir(runs_dir, slug, config, method)
         candidates = sorted(parent.glob(f"seed{seed}-*")) if parent.exists() else []
         if candidates:
-            return candidates[-1], True
-        return new_run_dir(runs_dir, slug, config, method, seed), False
+            return lock_run(candidates[-1]), True
+        return lock_run(new_run_dir(runs_dir, slug, config, method, seed)), False
     path = Path(resume)
     if not path.is_dir():
         raise UserError(f"resume={resume}: no such run directory")
-    return path, True
+    check_run_dir(path, slug, config, method, seed)
+    return lock_run(path), True
+
+
+def check_run_dir(path: Path, slug: str, config: str, method: str, seed: int) -> None:
+    """An explicit resume= directory must be a run of this paper, config, method and seed:
+    `.../<slug>/<config>/<method>/seed<k>-<stamp>/` holding the run's config.yaml."""
+    path = Path(path).resolve()
+    expected = f"{slug}/{config}/{method}/seed{seed}-*"
+    parts = path.parts[-4:]
+    ok = (len(parts) == 4 and list(parts[:3]) == [slug, config, method]
+          and parts[3].startswith(f"seed{seed}-") and (path / "config.yaml").is_file())
+    if not ok:
+        raise UserError(f"resume={path}: not a run directory of {expected} (a run directory "
+                        "holds config.yaml; use resume=latest for the newest one)")
+
+
+_LOCKS: dict[Path, Any] = {}
+
+
+def lock_run(run_dir: Path) -> Path:
+    """Hold an OS lock on `run_dir` for the life of this process (released on exit or
+    death), so that a second process writing the same run is refused with one line."""
+    import fcntl
+    import os
+
+    key = Path(run_dir).resolve()
+    if key in _LOCKS:
+        return run_dir
+    handle = open(key / ".lock", "a+")  # noqa: SIM115 - held open until the process ends
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        owner = handle.read().strip() or "?"
+        handle.close()
+        raise UserError(f"run {run_dir} is in use by another process (pid {owner}); wait for "
+                        "it to finish, or drop resume= to start a new run") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    _LOCKS[key] = handle
+    return run_dir
+
+
+def release_run(run_dir: Path) -> None:
+    """Drop this process's lock on `run_dir` (normally it is held until the process ends)."""
+    handle = _LOCKS.pop(Path(run_dir).resolve(), None)
+    if handle is not None:
+        handle.close()
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:

@@ -87,3 +87,21 @@ def test_a_sidecar_holding_arbitrary_objects_is_never_unpickled(tmp_path, capsys
     with pytest.raises(CheckpointError, match="cannot be read"):
         load_checkpoint(path)
     assert "unpickled!" not in capsys.readouterr().out
+
+
+def test_a_corrupt_newest_checkpoint_falls_back_to_the_previous_intact_one(tmp_path, capsys):
+    save_checkpoint(tmp_path, 1, {"w": torch.ones(10)}, {"step": 1})
+    newest = save_checkpoint(tmp_path, 2, {"w": torch.zeros(10)}, {"step": 2})
+    data = (newest / "tensors.safetensors").read_bytes()
+    (newest / "tensors.safetensors").write_bytes(data[:-3])
+    assert latest_checkpoint(tmp_path).name == "step_000000001"
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "step_000000002" in err[0] and "previous intact checkpoint" in err[0]
+    assert latest_checkpoint(tmp_path, verify=False).name == "step_000000002"
+
+
+def test_when_no_checkpoint_is_intact_the_newest_error_is_raised(tmp_path):
+    only = save_checkpoint(tmp_path, 1, {"w": torch.ones(10)}, {"step": 1})
+    (only / "manifest.json").unlink()
+    with pytest.raises(CheckpointError, match="incomplete"):
+        latest_checkpoint(tmp_path)

@@ -113,3 +113,48 @@ def test_open_run_reuses_a_finished_run_and_redoes_a_killed_one(tmp_path):
     assert fresh != run_dir and done is None
     with pytest.raises(UserError, match="different values of lr"):
         open_run(RunCfg(lr=0.2, runs_dir=str(tmp_path), resume="latest"), "p", "small", "m", 0, ("lr",))
+
+
+def test_resume_dir_must_be_a_run_of_the_same_paper_config_method_and_seed(tmp_path):
+    run = new_run_dir(tmp_path, "p", "smoke", "m", 0)
+    (run / "config.yaml").write_text("lr: 0.1\n")
+    assert resolve_run_dir(str(run), tmp_path, "p", "smoke", "m", 0) == (run, True)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for path, args in ((empty, ("p", "smoke", "m", 0)), (run, ("p", "small", "m", 0)),
+                       (run, ("p", "smoke", "other", 0)), (run, ("p", "smoke", "m", 1)),
+                       (run, ("q", "smoke", "m", 0))):
+        with pytest.raises(UserError, match="not a run directory of"):
+            resolve_run_dir(str(path), tmp_path, *args)
+    (run / "config.yaml").unlink()
+    with pytest.raises(UserError, match="not a run directory of"):
+        resolve_run_dir(str(run), tmp_path, "p", "smoke", "m", 0)
+
+
+def test_a_second_process_writing_the_same_run_is_refused(tmp_path):
+    import subprocess
+    import sys
+
+    run = new_run_dir(tmp_path, "p", "smoke", "m", 0)
+    (run / "config.yaml").write_text("lr: 0.1\n")
+    code = ("import sys; from shared.runs import resolve_run_dir; from shared import UserError\n"
+            "try:\n    resolve_run_dir(sys.argv[1], sys.argv[2], 'p', 'smoke', 'm', 0)\n"
+            "except UserError as e:\n    print(e); sys.exit(2)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code + "import time; time.sleep(30)",
+                               "latest", str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        for _ in range(200):  # wait until the holder has its lock
+            if (run / ".lock").exists() and (run / ".lock").read_text().strip():
+                break
+            import time
+            time.sleep(0.05)
+        second = subprocess.run([sys.executable, "-c", code, "latest", str(tmp_path)],
+                                capture_output=True, text=True, timeout=60)
+        assert second.returncode == 2 and "is in use by another process" in second.stdout
+    finally:
+        holder.kill()
+        holder.wait()
+    # the lock dies with its process
+    again = subprocess.run([sys.executable, "-c", code, "latest", str(tmp_path)],
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0, again.stdout
