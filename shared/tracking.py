@@ -2,7 +2,10 @@
 
 wandb mode: `WANDB_MODE` when set (online | offline | disabled), else online when the user
 has logged in (`wandb login` / WANDB_API_KEY) and offline otherwise. Any wandb failure is
-reported once as a warning and tracking continues without it: it never stops a run.
+reported once per process as a warning and tracking continues without it: it never stops a
+run. Online, `wandb.init` gives up after INIT_TIMEOUT_S seconds, and after one failure the
+process does not try again (so an unreachable server costs one short wait, not one per run).
+Offline and disabled modes make no network lookups (tested with a socket guard).
 Projects are one per paper (`repro2024-<slug>`), groups one per config and method, runs one
 per seed.
 """
@@ -23,6 +26,8 @@ from typing import Any
 from tqdm.auto import tqdm
 
 PROJECT_PREFIX = "repro2024"
+INIT_TIMEOUT_S = 5.0
+_FAILED = {"warned": False, "online_failed": False}  # per process
 
 
 def _logged_in() -> bool:
@@ -81,8 +86,8 @@ class Tracker:
         if resume_step is not None:
             self._truncate_after(resume_step)
         self._run = None
-        self._warned = False
-        if use_wandb and wandb_mode() != "disabled":
+        mode = wandb_mode()
+        if use_wandb and mode != "disabled" and not (mode == "online" and _FAILED["online_failed"]):
             self._run = self._safe(self._start_wandb, slug, group, name, config or {})
 
     def _truncate_after(self, step: int) -> None:
@@ -101,11 +106,13 @@ class Tracker:
         try:
             return fn(*args)
         except Exception as exc:  # noqa: BLE001 - wandb must never stop a run
-            if not self._warned:
+            if wandb_mode() == "online":
+                _FAILED["online_failed"] = True
+            if not _FAILED["warned"]:
                 first = (str(exc).splitlines() or [""])[0]
-                warnings.warn(f"wandb disabled for this run: {type(exc).__name__}: {first}",
-                              stacklevel=2)
-                self._warned = True
+                warnings.warn(f"wandb disabled: {type(exc).__name__}: {first} (this warning "
+                              "is shown once per process)", stacklevel=2)
+                _FAILED["warned"] = True
             self._run = None
             return None
 
@@ -119,7 +126,7 @@ class Tracker:
         return wandb.init(
             project=f"{PROJECT_PREFIX}-{slug}", group=group, name=name, id=run_id,
             resume="allow", config=config, dir=str(self.run_dir), mode=wandb_mode(),
-            reinit="create_new", settings=wandb.Settings(init_timeout=90, console="off"),
+            reinit="create_new", settings=wandb.Settings(init_timeout=INIT_TIMEOUT_S, console="off"),
         )
 
     @property

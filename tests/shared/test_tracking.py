@@ -1,4 +1,5 @@
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -70,11 +71,71 @@ def test_a_wandb_failure_never_stops_the_run(monkeypatch, tmp_path):
 
     monkeypatch.setenv("WANDB_MODE", "online")
     monkeypatch.setattr(wandb, "init", broken)
-    with pytest.warns(UserWarning, match="wandb disabled for this run: ConnectionError"):
+    monkeypatch.setattr(tracking, "_FAILED", {"warned": False, "online_failed": False})
+    with pytest.warns(UserWarning, match="wandb disabled: ConnectionError: no route to host"):
         tr = Tracker(tmp_path, slug="t", group="g", name="n")
     tr.log({"loss": 2.0}, step=1)
     tr.finish()
     assert read_metrics(tmp_path)[0]["loss"] == 2.0
+
+
+def test_an_online_failure_warns_once_and_is_not_retried_in_the_process(monkeypatch, tmp_path):
+    import wandb
+
+    calls = []
+
+    def unreachable(*args, **kwargs):
+        calls.append(kwargs["settings"].init_timeout)
+        raise TimeoutError("timed out")
+
+    monkeypatch.setenv("WANDB_MODE", "online")
+    monkeypatch.setattr(wandb, "init", unreachable)
+    monkeypatch.setattr(tracking, "_FAILED", {"warned": False, "online_failed": False})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for i in range(3):
+            (tmp_path / str(i)).mkdir()
+            Tracker(tmp_path / str(i), slug="t", group="g", name=str(i)).finish()
+    assert calls == [tracking.INIT_TIMEOUT_S] and tracking.INIT_TIMEOUT_S <= 10
+    assert len([w for w in caught if "wandb disabled" in str(w.message)]) == 1
+
+
+def test_offline_wandb_makes_no_network_lookup_in_a_smoke_train(monkeypatch, tmp_path):
+    """A socket guard: any connect other than to a local (AF_UNIX) socket, and any name
+    lookup, fails the test; a smoke train with wandb=true WANDB_MODE=offline runs under it."""
+    import socket
+
+    from papers.fwa.__main__ import COMMANDS
+    from papers.fwa.config import FWAConfig
+    from shared.cli import run_cli
+
+    attempts = []
+    real_connect = socket.socket.connect
+
+    def guarded_connect(self, address):
+        if self.family != socket.AF_UNIX:
+            attempts.append(address)
+            raise OSError("network access in a test")
+        return real_connect(self, address)
+
+    def no_lookup(*args, **kwargs):
+        attempts.append(args[:1])
+        raise OSError("name lookup in a test")
+
+    monkeypatch.setattr(socket.socket, "connect", guarded_connect)
+    for name in ("getaddrinfo", "gethostbyname", "gethostbyname_ex", "getfqdn"):
+        monkeypatch.setattr(socket, name, no_lookup)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(tracking, "_FAILED", {"warned": False, "online_failed": False})
+    paper = Path(__file__).resolve().parents[2] / "papers" / "fwa"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # a wandb failure would warn
+        assert run_cli("fwa", FWAConfig, COMMANDS, paper,
+                       ["train", "--config", "smoke", "wandb=true", f"runs_dir={tmp_path}/runs",
+                        f"data_dir={tmp_path}/data"]) == 0
+    assert attempts == []
+    assert list((tmp_path / "runs").rglob("offline-run-*"))
 
 
 def test_progress_bar_can_be_switched_off(monkeypatch):
