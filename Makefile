@@ -26,7 +26,7 @@ endif
 
 export HF_HUB_OFFLINE := 1
 
-.PHONY: help install test lint reproduce report bench docker-build docker-run clean-venv
+.PHONY: help install test lint reproduce report runs bench docker-build docker-run clean-venv
 
 help: ## list targets and papers
 	@echo "targets:"
@@ -57,6 +57,9 @@ reproduce: install ## run PAPER (default all) at CONFIG (default small), then th
 
 report: install ## build runs/REPORT.md from each paper's latest results
 	$(PY) -m shared.report --config $(CONFIG)
+
+runs: install ## list runs: paper, config, method, seed, state (finished/running/dead), age
+	$(PY) -m shared.runs list
 
 bench: install ## benchmarks of PAPER (default all)
 	@set -e; for p in $(SELECTED); do \

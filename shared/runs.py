@@ -284,3 +284,73 @@ def run_jobs(fn: Any, jobs: list, processes: int, desc: str) -> list:
     finally:
         bar.close()
     return results
+
+
+def run_state(run_dir: Path) -> str:
+    """finished (DONE marker), running (another process holds its lock) or dead."""
+    import fcntl
+
+    run_dir = Path(run_dir)
+    if is_done(run_dir):
+        return "finished"
+    lock = run_dir / ".lock"
+    if lock.exists() and run_dir.resolve() not in _LOCKS:
+        with open(lock, "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return "running"
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    elif run_dir.resolve() in _LOCKS:
+        return "running"
+    return "dead"
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def list_runs(runs_dir: str | Path) -> list[dict]:
+    """Every run under `runs_dir`: paper, config, method, seed, state, age, path (newest last)."""
+    rows = []
+    now = time.time()
+    for path in sorted(Path(runs_dir).glob("*/*/*/*")):
+        if not path.is_dir() or path.parts[-4] == "data":
+            continue
+        slug, config, method, name = path.parts[-4:]
+        if not ((path / "config.yaml").exists() or (path / "run.json").exists()
+                or (path / "results.json").exists()):
+            continue
+        seed = name.split("-")[0].removeprefix("seed") if name.startswith("seed") else "-"
+        rows.append({"paper": slug, "config": config, "method": method, "seed": seed,
+                     "state": run_state(path), "age_s": now - path.stat().st_mtime,
+                     "path": str(path)})
+    return sorted(rows, key=lambda r: -r["age_s"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m shared.runs list [--runs-dir runs]"""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m shared.runs")
+    parser.add_argument("command", choices=["list"])
+    parser.add_argument("--runs-dir", default="runs")
+    args = parser.parse_args(argv)
+    rows = list_runs(args.runs_dir)
+    if not rows:
+        print(f"no runs under {args.runs_dir}")
+        return 0
+    cols = ("paper", "config", "method", "seed", "state", "age", "path")
+    table = [[r["paper"], r["config"], r["method"], r["seed"], r["state"], _age(r["age_s"]),
+              r["path"]] for r in rows]
+    widths = [max(len(c), *(len(str(row[i])) for row in table)) for i, c in enumerate(cols)]
+    for row in [list(cols), *table]:
+        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -158,3 +158,26 @@ def test_a_second_process_writing_the_same_run_is_refused(tmp_path):
     again = subprocess.run([sys.executable, "-c", code, "latest", str(tmp_path)],
                            capture_output=True, text=True, timeout=60)
     assert again.returncode == 0, again.stdout
+
+
+def test_runs_are_listed_with_their_state(tmp_path, capsys):
+    from shared.runs import list_runs, lock_run, main, release_run
+
+    done = new_run_dir(tmp_path, "p", "smoke", "m", 0)
+    (done / "config.yaml").write_text("lr: 0.1\n")
+    mark_done(done)
+    dead = new_run_dir(tmp_path, "p", "smoke", "m", 1)
+    (dead / "config.yaml").write_text("lr: 0.1\n")
+    live = new_run_dir(tmp_path, "p", "small", "m", 2)
+    (live / "config.yaml").write_text("lr: 0.1\n")
+    lock_run(live)
+    try:
+        states = {(r["config"], r["seed"]): r["state"] for r in list_runs(tmp_path)}
+        assert states == {("smoke", "0"): "finished", ("smoke", "1"): "dead",
+                          ("small", "2"): "running"}
+        assert main(["list", "--runs-dir", str(tmp_path)]) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert out[0].split() == ["paper", "config", "method", "seed", "state", "age", "path"]
+        assert len(out) == 4
+    finally:
+        release_run(live)
