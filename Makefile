@@ -26,7 +26,7 @@ endif
 
 export HF_HUB_OFFLINE := 1
 
-.PHONY: help install test lint reproduce report runs bench docker-build docker-run clean-venv
+.PHONY: help install test lint reproduce report runs bench gpu-check docker-build docker-run clean-venv
 
 help: ## list targets and papers
 	@echo "targets:"
@@ -65,6 +65,9 @@ bench: install ## benchmarks of PAPER (default all)
 	@set -e; for p in $(SELECTED); do \
 	  if [ -f papers/$$p/benchmark.py ]; then $(PY) -m papers.$$p.benchmark; fi; \
 	done
+
+gpu-check: install ## the prepared GPU check: a few hundred paper-size steps per paper -> runs/gpu_check.json
+	$(PY) -m shared.gpu_check --size paper --out runs/gpu_check.json
 
 docker-build: ## build the CUDA image (needs a Docker engine)
 	docker build -f docker/Dockerfile -t $(IMAGE) .
