@@ -47,18 +47,21 @@ def _first_line(fn: Callable) -> str:
 
 
 def check_dir(key: str, value: str) -> Path:
-    """A directory the run writes to: it (or its parent) must exist, be a directory and be
-    writable. Creates it. A mistake is a UserError naming the key."""
+    """A directory the run writes to must be (or become) a writable directory. A relative
+    path is created with its parents (it lies under the working directory); an absolute one
+    only when its parent exists, so a typo in a path is caught. A mistake is a UserError."""
     path = Path(value).expanduser()
     if path.exists() and not path.is_dir():
         raise UserError(f"config key '{key}': {value} exists and is not a directory")
     if not path.exists():
-        parent = path.parent
-        if not parent.is_dir():
+        if path.is_absolute() and not path.parent.is_dir():
             raise UserError(f"config key '{key}': {value} cannot be created: its parent "
-                            f"{parent} does not exist or is not a directory")
+                            f"{path.parent} does not exist or is not a directory")
+        blocker = next((a for a in path.parents if a.exists() and not a.is_dir()), None)
+        if blocker is not None:
+            raise UserError(f"config key '{key}': {value} cannot be created: {blocker} is a file")
         try:
-            path.mkdir()
+            path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UserError(f"config key '{key}': cannot create {value}: {exc.strerror}") from None
     try:

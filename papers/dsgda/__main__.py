@@ -52,5 +52,11 @@ def reproduce(cfg: DSGDAConfig, ctx: Context) -> None:
 
 COMMANDS = {"data": data, "train": train, "reproduce": reproduce}
 
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line (also called in-process by the tests)."""
+    return run_cli("dsgda", DSGDAConfig, COMMANDS, Path(__file__).parent, argv)
+
+
 if __name__ == "__main__":
-    sys.exit(run_cli("dsgda", DSGDAConfig, COMMANDS, Path(__file__).parent))
+    sys.exit(main())

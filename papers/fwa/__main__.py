@@ -49,5 +49,11 @@ def reproduce(cfg: FWAConfig, ctx: Context) -> None:
 
 COMMANDS = {"data": data, "train": train, "eval": evaluate, "reproduce": reproduce}
 
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line (also called in-process by the tests)."""
+    return run_cli("fwa", FWAConfig, COMMANDS, Path(__file__).parent, argv)
+
+
 if __name__ == "__main__":
-    sys.exit(run_cli("fwa", FWAConfig, COMMANDS, Path(__file__).parent))
+    sys.exit(main())

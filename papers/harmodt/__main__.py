@@ -47,5 +47,11 @@ def reproduce(cfg: HarmoDTConfig, ctx: Context) -> None:
 
 COMMANDS = {"data": data, "train": train, "eval": evaluate, "reproduce": reproduce}
 
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line (also called in-process by the tests)."""
+    return run_cli("harmodt", HarmoDTConfig, COMMANDS, Path(__file__).parent, argv)
+
+
 if __name__ == "__main__":
-    sys.exit(run_cli("harmodt", HarmoDTConfig, COMMANDS, Path(__file__).parent))
+    sys.exit(main())

@@ -48,5 +48,11 @@ def reproduce(cfg: SpiderConfig, ctx: Context) -> None:
 
 COMMANDS = {"data": data, "train": train, "reproduce": reproduce}
 
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line (also called in-process by the tests)."""
+    return run_cli("spider", SpiderConfig, COMMANDS, Path(__file__).parent, argv)
+
+
 if __name__ == "__main__":
-    sys.exit(run_cli("spider", SpiderConfig, COMMANDS, Path(__file__).parent))
+    sys.exit(main())
