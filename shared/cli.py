@@ -41,8 +41,22 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _first_line(fn: Callable) -> str:
-    doc = (fn.__doc__ or "").strip().splitlines()
+# What a standard command does when the paper's function has no docstring of its own.
+DEFAULT_DOCS = {
+    "data": "Generate (or verify) the datasets the config uses.",
+    "train": "Train the configured method for each seed; resume=latest continues a run.",
+    "eval": "Evaluate a finished training run and print its metrics.",
+    "reproduce": "Run everything the results table needs (data, every method and seed, "
+                 "evaluation) and write results.json, RESULTS.md and plots.",
+}
+
+
+def _doc(name: str, fn: Callable) -> str:
+    return (fn.__doc__ or "").strip() or DEFAULT_DOCS.get(name, "")
+
+
+def _first_line(name: str, fn: Callable) -> str:
+    doc = _doc(name, fn).splitlines()
     return doc[0] if doc else ""
 
 
@@ -95,7 +109,7 @@ def run_cli(
     table["config"] = _config_command
     prog = f"python -m papers.{slug}"
     width = max(map(len, table))
-    listing = "\n".join(f"  {name:<{width}}  {_first_line(fn)}" for name, fn in table.items())
+    listing = "\n".join(f"  {name:<{width}}  {_first_line(name, fn)}" for name, fn in table.items())
     usage = (f"usage: {prog} <command> [--config smoke|small|paper|FILE.yaml] [key=value ...]\n\n"
              f"commands:\n{listing}\n\n"
              f"`{prog} <command> --help` describes a command; `{prog} config --config small` "
@@ -110,7 +124,7 @@ def run_cli(
                   f"{prog} --help)", file=sys.stderr)
             return 2
         fn = table[name]
-        parser = _Parser(prog=f"{prog} {name}", description=(fn.__doc__ or "").strip() or None,
+        parser = _Parser(prog=f"{prog} {name}", description=_doc(name, fn) or None,
                          formatter_class=argparse.RawDescriptionHelpFormatter)
         parser.add_argument("--config", default="small",
                             help="a name in papers/<slug>/configs/ (smoke, small, paper) or a "
