@@ -56,3 +56,48 @@ def one_line_error(tmp_path):
         return lines[0]
 
     return run
+
+
+def _clean_stderr(text: str) -> str:
+    """Drop progress-bar lines; keep a worker's own error (first lines) and the tail."""
+    lines = [line for line in text.replace("\r", "\n").splitlines()
+             if line.strip() and "it/s]" not in line and "s/it]" not in line]
+    return "\n".join(lines[:40] + (["..."] + lines[-15:] if len(lines) > 55 else lines[40:]))
+
+
+@pytest.fixture
+def launch(repo_root):
+    """`launch(slug, argv, nproc=2, launcher="torchrun"|"accelerate"|"python")` runs
+    `python -m papers.<slug> <argv>` under torchrun (gloo, CPU) or accelerate launch with
+    `nproc` processes; asserts exit 0 and returns the CompletedProcess."""
+    import subprocess
+    import sys
+
+    def run(slug: str, argv: list[str], nproc: int = 2, launcher: str = "torchrun",
+            timeout: float = 300):
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+        if launcher == "torchrun":
+            head = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                    "--nproc_per_node", str(nproc)]
+        elif launcher == "accelerate":
+            head = [sys.executable, "-m", "accelerate.commands.launch", "--cpu",
+                    "--num_processes", str(nproc), "--num_machines", "1", "--mixed_precision", "no",
+                    "--dynamo_backend", "no"]
+        else:
+            head = [sys.executable]
+        proc = subprocess.run([*head, "-m", f"papers.{slug}", *argv], cwd=repo_root, env=env,
+                              capture_output=True, text=True, timeout=timeout)
+        assert proc.returncode == 0, _clean_stderr(proc.stderr)
+        return proc
+
+    return run
+
+
+def run_dirs(runs: Path, slug: str, config: str = "smoke") -> list[Path]:
+    """Every run directory (`<method>/seed<k>-<stamp>`) of a paper's config under `runs`."""
+    return sorted(p for p in (Path(runs) / slug / config).glob("*/seed*-*") if p.is_dir())
+
+
+@pytest.fixture
+def list_run_dirs():
+    return run_dirs
