@@ -119,7 +119,7 @@ class RunEvaluation:
                 "curve": curve,
                 "unseen_success": float(unseen["success"]) if unseen else None,
                 "unseen_per_task": {k: float(v["success"]) for k, v in unseen["per_task"].items()} if unseen else None,
-                "overlap": t.overlap(), "groups": t.groups}
+                "overlap": t.overlap(), "overlap_random": t.random_overlap(), "groups": t.groups}
 
     def close(self) -> None:
         self.seen_eval.close()

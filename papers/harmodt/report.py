@@ -1,9 +1,11 @@
-"""Tables, claims, notes and plots of a `reproduce` run (from the per-run summaries).
+"""Tables, notes and plots of a `reproduce` run (from the per-run summaries); the claims
+and their verdicts are in `claims.py`.
 
-Claims compare *final* success (the last evaluation), paired over seeds: "A beats B" holds
-when mean(A − B) exceeds two standard errors of the paired differences. The paper reports
-the best evaluation; our tables give both, the claims use the final one. These tests were
-fixed before any result was seen.
+The tables give the final (last evaluation) and the best (maximum over evaluations) success;
+the paper reports the best, the claims use the final one. `methods` also keeps, per run, the
+success change over the last 20 % of training (`tail_change`, points) and the mean IoU between
+the run's masks minus that of random ERK masks (`mask_iou_excess`), which the claims'
+preconditions read.
 """
 
 from __future__ import annotations
@@ -12,26 +14,31 @@ from pathlib import Path
 
 import numpy as np
 
+from papers.harmodt.claims import LABELS, PAPER, QUALITY_COLUMN, mask_iou_excess, tail_change
 from papers.harmodt.config import HarmoDTConfig
 from papers.harmodt.data import train_tasks
-from shared.results import claim, line_plot, significantly_lower, summarize
+from shared.results import line_plot, summarize
 
-LABELS = {"harmodt-f": "HarmoDT-F", "harmodt-m": "HarmoDT-M", "harmodt-r": "HarmoDT-R",
-          "g-harmodt": "G-HarmoDT", "prompt-dt": "Prompt-DT", "mtdt": "MTDT", "mtbc": "MTBC"}
-# The paper's Table 1 (mean success %, near-optimal / sub-optimal; Meta-World v2, SAC data).
-PAPER = {"MT50": {"mtbc": (60.39, 34.53), "mtdt": (65.80, 42.33), "prompt-dt": (71.60, 51.40),
-                  "harmodt-r": (74.24, 52.45), "harmodt-m": (78.80, 56.20), "harmodt-f": (77.80, 57.50)},
-         "MT30": {"mtdt": (71.89, 49.33), "prompt-dt": (71.30, 54.33), "harmodt-r": (80.10, 59.00),
-                  "harmodt-m": (79.67, 62.33), "harmodt-f": (81.60, 60.60)},
-         "MT5": {"mtdt": (100, 64.67), "prompt-dt": (100, 67.00), "harmodt-r": (100, 68.00),
-                 "harmodt-m": (100, 72.12), "harmodt-f": (100, 75.04)}}
-QUALITY_COLUMN = {"near-optimal": 0, "sub-optimal": 1}
+__all__ = ["LABELS", "PAPER", "QUALITY_COLUMN", "tables", "notes", "plots"]
+METRICS = ("final_success", "best_success", "unseen_success")
+
+
+def _runs(summaries: list[dict], method: str, quality: str) -> list[dict]:
+    return sorted((s for s in summaries if s["method"] == method and s["quality"] == quality),
+                  key=lambda s: s["seed"])
 
 
 def _values(summaries: list[dict], method: str, quality: str, key: str) -> list[float]:
-    runs = sorted((s for s in summaries if s["method"] == method and s["quality"] == quality),
-                  key=lambda s: s["seed"])
-    return [100 * s[key] for s in runs if s.get(key) is not None]
+    return [100 * s[key] for s in _runs(summaries, method, quality) if s.get(key) is not None]
+
+
+def _derived(summaries: list[dict], method: str, quality: str) -> dict[str, list[float]]:
+    """Per-seed tail_change and mask_iou_excess, only where every run recorded them."""
+    runs = _runs(summaries, method, quality)
+    out = {"tail_change": [tail_change(s.get("curve") or []) for s in runs],
+           "mask_iou_excess": [mask_iou_excess(s.get("overlap"), s.get("overlap_random"))
+                               for s in runs]}
+    return {k: v for k, v in out.items() if v and all(x is not None for x in v)}
 
 
 def tables(cfg: HarmoDTConfig, summaries: list[dict]) -> tuple[dict, list[dict]]:
@@ -39,8 +46,8 @@ def tables(cfg: HarmoDTConfig, summaries: list[dict]) -> tuple[dict, list[dict]]
     for m in cfg.train.methods:
         row = [LABELS[m]]
         for q in cfg.data.qualities:
-            entry = {k: summarize(v) for k in ("final_success", "best_success", "unseen_success")
-                     if (v := _values(summaries, m, q, k))}
+            entry = {k: summarize(v) for k in METRICS if (v := _values(summaries, m, q, k))}
+            entry.update({k: summarize(v) for k, v in _derived(summaries, m, q).items()})
             methods[f"{LABELS[m]} / {q}"] = entry
             row += [entry["final_success"], entry["best_success"], entry.get("unseen_success", "n/a")]
         for q in cfg.data.qualities:
@@ -55,51 +62,6 @@ def tables(cfg: HarmoDTConfig, summaries: list[dict]) -> tuple[dict, list[dict]]
     title = (f"Success rate over {n_tasks} tasks × {cfg.eval.goals} goals, mean ± std over "
              f"{cfg.num_seeds} seeds (final = last evaluation, best = max over evaluations)")
     return methods, [{"title": title, "columns": columns, "rows": rows}]
-
-
-def _beats(summaries, a: str, b: str, q: str, key: str = "final_success") -> tuple[bool, str]:
-    va, vb = _values(summaries, a, q, key), _values(summaries, b, q, key)
-    if not va or len(va) != len(vb):
-        return False, "not run"
-    return significantly_lower(vb, va), f"{np.mean(va):.1f} vs {np.mean(vb):.1f}"
-
-
-def claims(cfg: HarmoDTConfig, summaries: list[dict]) -> list[dict]:
-    run = set(cfg.train.methods)
-    out = []
-    for q in cfg.data.qualities:
-        col = QUALITY_COLUMN.get(q, 0)
-        variants = [m for m in ("harmodt-f", "harmodt-m", "harmodt-r") if m in run]
-        if variants and "prompt-dt" in run:
-            results = {m: _beats(summaries, m, "prompt-dt", q) for m in variants}
-            out.append(claim(
-                f"{q}: every HarmoDT variant beats Prompt-DT",
-                "MT50: " + ", ".join(f"{LABELS[m]} {PAPER['MT50'][m][col]}" for m in variants)
-                + f" vs {PAPER['MT50']['prompt-dt'][col]}",
-                "; ".join(f"{LABELS[m]} {r[1]}" for m, r in results.items()),
-                all(r[0] for r in results.values()), "final success %, paired over seeds by 2 SE"))
-        for a, b in (("prompt-dt", "mtdt"), ("mtdt", "mtbc")):
-            if {a, b} <= run:
-                holds, ours = _beats(summaries, a, b, q)
-                out.append(claim(f"{q}: {LABELS[a]} beats {LABELS[b]}",
-                                 f"MT50: {PAPER['MT50'][a][col]} vs {PAPER['MT50'][b][col]}",
-                                 ours, holds, "final success %, paired over seeds by 2 SE"))
-        if {"g-harmodt", "harmodt-f"} <= run:
-            g, f = _values(summaries, "g-harmodt", q, "final_success"), _values(summaries, "harmodt-f", q, "final_success")
-            out.append(claim(f"{q}: G-HarmoDT without task ids is not worse than HarmoDT-F with them",
-                             "+5% task-agnostic (journal version)", f"{np.mean(g):.1f} vs {np.mean(f):.1f}",
-                             bool(g) and not significantly_lower(g, f), "not lower by 2 SE, paired"))
-        if cfg.data.unseen_tasks and {"harmodt-f", "prompt-dt"} <= run:
-            holds, ours = _beats(summaries, "harmodt-f", "prompt-dt", q, "unseen_success")
-            out.append(claim(f"{q}, unseen tasks: HarmoDT-F's majority-vote mask beats Prompt-DT",
-                             "HarmoDT generalises to unseen tasks better (Sec. 5.4)", ours, holds,
-                             "final success % on held-out tasks, paired by 2 SE"))
-        if cfg.data.unseen_tasks and {"harmodt-f", "g-harmodt"} <= run:
-            holds, ours = _beats(summaries, "g-harmodt", "harmodt-f", q, "unseen_success")
-            out.append(claim(f"{q}, unseen tasks: G-HarmoDT beats HarmoDT-F",
-                             "+10% on unseen tasks (journal version)", ours, holds,
-                             "final success % on held-out tasks, paired by 2 SE"))
-    return out
 
 
 def notes(cfg: HarmoDTConfig, summaries: list[dict]) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from papers.harmodt import report
+from papers.harmodt.claims import paper_claims, paper_protocol_notes
 from papers.harmodt.config import HarmoDTConfig
 from papers.harmodt.data import load_prompts, load_quality, train_tasks, unseen_tasks
 from papers.harmodt.train import train
@@ -39,6 +40,12 @@ def run_all(cfg: HarmoDTConfig, ctx: Context) -> list[dict]:
     return run_jobs(_one_run, jobs, cfg.parallel_runs, "harmodt runs")
 
 
+def episodes(cfg: HarmoDTConfig) -> dict[str, int | None]:
+    """Evaluated episodes of one run: every task × `eval.goals`, seen and unseen."""
+    unseen = len(unseen_tasks(cfg)) * cfg.eval.goals
+    return {"seen": len(train_tasks(cfg)) * cfg.eval.goals, "unseen": unseen or None}
+
+
 def reproduce(cfg: HarmoDTConfig, ctx: Context) -> Path:
     out = new_reproduce_dir(cfg.runs_dir, ctx.slug, ctx.config_name)
     data_md = prepare_data(cfg, out)
@@ -47,8 +54,8 @@ def reproduce(cfg: HarmoDTConfig, ctx: Context) -> Path:
     plots = report.plots(cfg, summaries, out)
     results = build_results(
         paper="harmodt", title=TITLE, config=ctx.config_name, seeds=cfg.seeds, methods=methods,
-        claims=report.claims(cfg, summaries), tables=tables, plots=plots,
-        notes=report.notes(cfg, summaries) + ["Datasets:\n\n" + data_md])
-    path = write_results(out, results)
-    print(f"results: {path}")
+        claims=paper_claims(methods, cfg.data.qualities, episodes(cfg)),
+        protocol_notes=paper_protocol_notes(methods, cfg.data.qualities), tables=tables,
+        plots=plots, notes=report.notes(cfg, summaries) + ["Datasets:\n\n" + data_md])
+    write_results(out, results)
     return out

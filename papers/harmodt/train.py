@@ -25,7 +25,7 @@ from papers.harmodt.grouping import (
     gradient_cosine_matrix,
 )
 from papers.harmodt.harmony import HarmonyMasks
-from papers.harmodt.masks import mask_overlap, maskable_names
+from papers.harmodt.masks import mask_overlap, maskable_names, random_erk_masks
 from papers.harmodt.model import action_loss, build_model
 from shared.checkpoint import (
     latest_checkpoint,
@@ -49,6 +49,8 @@ from shared.seeding import rng_state, seed_everything, set_rng_state, torch_gene
 from shared.tracking import Tracker, progress
 
 GATE_BATCH = 32  # gate windows per iteration, each from a random task
+RANDOM_MASK_SEED = 104_729  # the random-mask IoU reference draws apart from the run's streams
+RANDOM_MASKS = 10  # independent random ERK masks behind that reference (45 pairs)
 
 
 def run_method(method: str, quality: str) -> str:
@@ -191,6 +193,16 @@ class Trainer:
 
     def overlap(self) -> list[list[float]] | None:
         return mask_overlap(self.harmony.masks).tolist() if self.harmony is not None else None
+
+    def random_overlap(self) -> float | None:
+        """Mean IoU over pairs of `RANDOM_MASKS` independent random ERK masks (the run's layer
+        counts and density): the reference the learned masks' IoU is read against."""
+        if self.harmony is None:
+            return None
+        masks = random_erk_masks(self.model, RANDOM_MASKS, self.cfg.harmo.density,
+                                 torch_generator(self.seed + RANDOM_MASK_SEED))
+        matrix = mask_overlap(masks).cpu().numpy()
+        return float(matrix[~np.eye(RANDOM_MASKS, dtype=bool)].mean())
 
 
 def train(cfg: HarmoDTConfig, ctx: Context, method: str | None = None, quality: str | None = None,

@@ -13,6 +13,7 @@ import papers.harmodt
 from papers.harmodt.__main__ import COMMANDS
 from papers.harmodt.config import HarmoDTConfig
 from shared.cli import run_cli
+from shared.results import VERDICTS
 
 PAPER_DIR = Path(papers.harmodt.__file__).parent
 METHODS = ("HarmoDT-F", "HarmoDT-M", "HarmoDT-R", "G-HarmoDT", "Prompt-DT", "MTDT", "MTBC")
@@ -44,12 +45,28 @@ def test_smoke_reproduce_reports_every_method_on_both_qualities(first_run):
     assert "unseen_success" in results["methods"]["HarmoDT-F / near-optimal"]
     assert "unseen_success" not in results["methods"]["MTBC / near-optimal"]
     assert len(results["claims"]) == 12
+    assert all(c["verdict"] in VERDICTS for c in results["claims"])
+    assert results["schema"] == 2 and len(results["protocol_notes"]) == 2
+    for method in ("HarmoDT-F", "G-HarmoDT", "Prompt-DT", "MTBC"):
+        assert results["methods"][f"{method} / near-optimal"]["tail_change"]["n"] == 2
+    assert results["methods"]["HarmoDT-F / near-optimal"]["mask_iou_excess"]["n"] == 2
+    assert "mask_iou_excess" not in results["methods"]["Prompt-DT / near-optimal"]
     (table,) = results["tables"]
     assert [row[0] for row in table["rows"]] == list(METHODS)
     assert (out / "dataset_report.md").exists()
     for plot in results["plots"]:
         assert (out / plot).read_bytes()[:4] == b"\x89PNG"
     assert {"plots/success_near-optimal.png", "plots/overlap_harmodt-f_near-optimal.png"} <= set(results["plots"])
+
+
+def test_a_fresh_record_re_renders_to_the_same_claims(first_run):
+    from papers.harmodt.claims import episodes_from_record, rerender
+
+    _, _, results = first_run
+    assert episodes_from_record(results) == {"seen": 2, "unseen": 1}  # 2 tasks, 1 unseen, 1 goal
+    again = rerender(results)
+    assert again["claims"] == results["claims"]
+    assert again["protocol_notes"] == results["protocol_notes"]
 
 
 def test_same_seed_gives_identical_results(first_run, tmp_path):

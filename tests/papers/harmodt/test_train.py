@@ -48,6 +48,21 @@ def test_mask_updates_keep_every_tasks_density(tmp_path, make_cfg):
         assert changed == 2 * k  # k pruned + k revived
 
 
+def test_the_random_mask_reference_matches_untrained_masks_and_leaves_the_rng_alone(tmp_path, make_cfg):
+    from papers.harmodt.claims import mask_iou_excess
+
+    cfg = make_cfg(tmp_path, "model.hidden=64")
+    data = load_task_data(cfg, "near-optimal")
+    for seed in range(3):
+        trainer = Trainer(cfg, "harmodt-f", data, seed=seed)
+        state = torch.get_rng_state()
+        reference = trainer.random_overlap()
+        assert torch.equal(state, torch.get_rng_state())
+        assert abs(mask_iou_excess(trainer.overlap(), reference)) < 0.005  # untrained = random
+        assert reference == trainer.random_overlap()
+    assert Trainer(cfg, "prompt-dt", data, seed=0).random_overlap() is None
+
+
 def test_training_is_deterministic_for_a_seed(tmp_path, make_cfg):
     a = train(make_cfg(tmp_path / "a"), CTX, "harmodt-f", "near-optimal", seed=0)
     b = train(make_cfg(tmp_path / "b"), CTX, "harmodt-f", "near-optimal", seed=0)
