@@ -157,7 +157,8 @@ def problem_for(cfg: DSGDAConfig, setting: str):
 
 def summarise(cfg: DSGDAConfig, problem, pool: Pool, reps: Replicas, trace: dict,
               points: list[Point], setting: str) -> dict:
-    """Per point: ε and every measure for both outputs, averaged over its replicas/pairs."""
+    """Per point: ε and every measure for both outputs, averaged over its replicas/pairs, and
+    the contraction η_x·μ_x·T at every horizon (see measures.x_curvature)."""
     pairs = cfg.sweep.pairs
     for key in ("x", "y"):
         bad = ~torch.isfinite(trace[key]).all(-1).all(-1)
@@ -176,5 +177,6 @@ def summarise(cfg: DSGDAConfig, problem, pool: Pool, reps: Replicas, trace: dict
             entry[f"{o}/eps"] = eps[o][pair_rows].mean(0).tolist()
             for metric, value in per_output[o].items():
                 entry[f"{o}/{metric}"] = value[rows].mean(0).tolist()
+            entry[f"{o}/contraction"] = [p.eta * mu * T for mu, T in zip(entry[f"{o}/mu_x"], out["T"])]
         out["points"][p.key] = entry
     return out

@@ -237,6 +237,19 @@ class Problem:
         """(a minimiser of F(·, y) (R, dx), the min (R,)); for AUC and PL-SC the minimum-norm one."""
         raise NotImplementedError
 
+    def x_hessian(self, x: Tensor, y: Tensor, z: Tensor, w: Tensor) -> Tensor:
+        """∇²ₓF(x, y): x (R, dx), y (R, dy), z (R|1, n, dz), w (R|1, n) -> (R, dx, dx).
+        By autograd here; the problems below give it in closed form."""
+        from torch.func import hessian, vmap
+
+        R = len(x)
+        z, w = z.expand(R, *z.shape[1:]), w.expand(R, *w.shape[1:])
+
+        def objective(xr, yr, zr, wr):
+            return (wr * self.value(xr, yr, zr)).sum()
+
+        return vmap(hessian(objective))(x, y, z, w)
+
     def primal(self, x: Tensor, z: Tensor, w: Tensor) -> Tensor:
         """sup_{y∈Y} F(x, y): (R,)."""
         return self.best_y(x, z, w)[1]
@@ -334,6 +347,14 @@ class AUCProblem(Problem):
         return alpha[:, None], F0 + 2 * alpha * B - curv * alpha**2
 
     def best_x(self, y: Tensor, z: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
+        return _min_quadratic(*self._quadratic_in_x(y, z, w))
+
+    def x_hessian(self, x: Tensor, y: Tensor, z: Tensor, w: Tensor) -> Tensor:
+        """2Q of the quadratic F(·, α) (it depends on neither x nor α)."""
+        Q = self._quadratic_in_x(y, z, w)[0]
+        return 2 * Q.expand(len(x), *Q.shape[1:])
+
+    def _quadratic_in_x(self, y: Tensor, z: Tensor, w: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """F(·, α) = θᵀQθ + 2gᵀθ + c in θ = (w, a, b), from class-wise moments of the data."""
         feat, pos, neg = self._split(z)
         d, p, R = self.d, self.p, len(y)
@@ -354,7 +375,7 @@ class AUCProblem(Problem):
         g = torch.zeros(R, d + 2, dtype=S.dtype, device=S.device)
         g[:, :d] = (1 + alpha)[:, None] * (p * m_n - (1 - p) * m_p)
         c = -p * (1 - p) * W * alpha**2
-        return _min_quadratic(Q, g, c)
+        return Q, g, c
 
     def score(self, x: Tensor, z: Tensor, w: Tensor) -> dict[str, Tensor]:
         """{"auc": weighted Mann–Whitney AUC of wᵀfeature (ties ½; zero weights excluded)}."""
@@ -420,6 +441,15 @@ class PLSCProblem(Problem):
     def best_x(self, y: Tensor, z: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
         """Weighted least squares with weights w_j(1 + y_{g_j}), from per-group moments (computed
         once per weight row, then combined for every y); minimum-norm solution (Φ singular)."""
+        return _min_quadratic(*self._quadratic_in_x(y, z, w))
+
+    def x_hessian(self, x: Tensor, y: Tensor, z: Tensor, w: Tensor) -> Tensor:
+        """2Q = Σ_j w_j (1 + y_{g_j}) φ_j φ_jᵀ (independent of x)."""
+        Q = self._quadratic_in_x(y, z, w)[0]
+        return 2 * Q.expand(len(x), *Q.shape[1:])
+
+    def _quadratic_in_x(self, y: Tensor, z: Tensor, w: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """F(·, y) = xᵀQx + 2gᵀx + c."""
         phi, t, onehot = self._split(z)
         gw = w[..., None] * onehot  # (R|1, n, G): w_j 1[g_j = k]
         S = torch.stack([_weighted_gram(phi, gw[..., k]) for k in range(self.groups)], 1)
@@ -429,7 +459,7 @@ class PLSCProblem(Problem):
         Q = 0.5 * (scale[:, :, None, None] * S).sum(1)
         g = -0.5 * (scale[:, :, None] * m).sum(1)
         c = 0.5 * (scale * q).sum(-1) - 0.5 * self.mu * w.sum(-1) * (y * y).sum(-1)
-        return _min_quadratic(Q, g, c)
+        return Q, g, c
 
 
 class NCNCProblem(Problem):
@@ -514,6 +544,11 @@ class NCNCProblem(Problem):
         lo = torch.full_like(A, -self.radius)
         arg, val = _maximise_1d(A, B, C1, C2, lo, -lo)
         return arg, (val + C0).sum(-1)
+
+    def x_hessian(self, x: Tensor, y: Tensor, z: Tensor, w: Tensor) -> Tensor:
+        """Diagonal (F is separable): ∂²F_k/∂x_k² = 2A − 4C1 cos 2x_k − 4C2 sin 2x_k."""
+        A, _, C1, C2, _ = self._coeffs_x(self._moments(z, w), y)
+        return torch.diag_embed(2 * A - 4 * C1 * torch.cos(2 * x) - 4 * C2 * torch.sin(2 * x))
 
     def best_x(self, y: Tensor, z: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
         A, B, C1, C2, C0 = torch.broadcast_tensors(*self._coeffs_x(self._moments(z, w), y))

@@ -7,10 +7,12 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from papers.dsgda.config import DataConfig, ProblemConfig
+from papers.dsgda.measures import x_curvature
 from papers.dsgda.problems import (
     AUCProblem,
     NCNCProblem,
     PLSCProblem,
+    Problem,
     make_problem,
 )
 from shared import UserError
@@ -388,6 +390,48 @@ def test_ncnc_is_nonconvex_nonconcave():
         lambda x: problem.objective(x[None], v[None], z, w).sum(), u
     )
     assert torch.linalg.eigvalsh(Hx0).min() > 0  # yet convex near the shifted saddle
+
+
+@pytest.mark.parametrize("setting", SETTINGS)
+def test_x_hessian_equals_autograd(setting):
+    problem = _problem(setting)
+    gen = torch.Generator().manual_seed(13)
+    x, y = _point(problem, (3,), gen)
+    if setting == "plsc":
+        y = y + 0.3
+    z = _samples(problem, (3, 7), gen)
+    w = torch.rand(3, 7, generator=gen, dtype=DT)
+    w = w / w.sum(1, keepdim=True)
+    H = problem.x_hessian(x, y, z, w)
+    want = Problem.x_hessian(problem, x, y, z, w)  # the base class: autograd
+    assert H.shape == (3, problem.dim_x, problem.dim_x)
+    torch.testing.assert_close(H, want, rtol=1e-10, atol=1e-10)
+    for r in range(3):
+        ref = torch.autograd.functional.hessian(
+            lambda xr, r=r: problem.objective(xr[None], y[r:r + 1], z[r:r + 1], w[r:r + 1]).sum(), x[r])
+        torch.testing.assert_close(H[r], ref, rtol=1e-10, atol=1e-10)
+
+
+def test_x_curvature_is_the_smallest_eigenvalue_on_the_span_of_the_gradients():
+    problem, pool = _small("plsc", plsc_rank=2)
+    z, w = pool.z[None], _uniform(len(pool.z))
+    x = torch.randn(1, 6, generator=torch.Generator().manual_seed(14), dtype=DT)
+    y = torch.tensor([[0.3, 1.1]], dtype=DT)
+    H = problem.x_hessian(x, y, z, w)[0]
+    ev = torch.linalg.eigvalsh(H)
+    assert ev.min().abs() < 1e-10 * ev.max()  # rank 2 < 6: flat directions, not strongly convex
+    mu = x_curvature(problem, x, y, z, w)
+    # the iterates move in the rank-2 row space of Φ only, where F is strongly convex
+    torch.testing.assert_close(mu, ev[-2:].min()[None], rtol=1e-8, atol=0)
+    cc, cc_pool = _small("cc")  # full rank (N ≫ d): μ is the plain smallest eigenvalue
+    zc, wc = cc_pool.z[None], _uniform(len(cc_pool.z))
+    xc, yc = torch.zeros(1, cc.dim_x, dtype=DT), torch.zeros(1, 1, dtype=DT)
+    full = torch.linalg.eigvalsh(cc.x_hessian(xc, yc, zc, wc))[:, 0]
+    assert full > 1e-3
+    torch.testing.assert_close(x_curvature(cc, xc, yc, zc, wc), full)
+    # N = 3 < d + 2: a singular Hessian whose flat direction the linear (α) term pushes along
+    few, fw = zc[:, :3], _uniform(3)
+    assert x_curvature(cc, xc, yc, few, fw).abs() < 1e-10
 
 
 def test_auc_score_matches_sklearn_with_ties_padding_and_weights():
