@@ -58,6 +58,10 @@ class WindowBuffer:
             raise ValueError(f"window k={k} needs 1 ≤ k ≤ {self.available()} stored snapshots")
         return [(self.count - 1 - j) % self.capacity for j in range(k)]
 
+    def snapshots(self, k: int) -> list[list[torch.Tensor]]:
+        """The last k snapshots, newest first, each as views in the tensors' shapes."""
+        return [self.slots[j] for j in self.indices(k)]
+
     def mean(self, k: int) -> list[torch.Tensor]:
         """w̄^k: the mean of the last k snapshots, split back into the tensors' shapes.
 

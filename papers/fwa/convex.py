@@ -1,6 +1,12 @@
 """Experiment 1 (design ours; brief "What a reproduction measures" 1): convergence of FWA on
 L2-regularised logistic regression, F(w̄_T^k) − F* against T and k, for α_t = c/√t,
-constant and c/t, compared with the theory trend (C₀ + log(T/k))/(2 + log T)."""
+constant and c/t, compared with the theory trend (C₀ + log(T/k))/(2 + log T).
+
+Two measurements say whether the run is in the regime where a window can matter: SGD's
+suboptimality at T/4 (is SGD still converging?) and the integrated autocorrelation time τ
+of SGD's suboptimality over the last half of the run (a window k ≪ τ averages iterates
+that are nearly the same, so FWA/SGD ≈ 1 by construction).
+"""
 
 from __future__ import annotations
 
@@ -40,16 +46,48 @@ def prepare(cfg: ConvexConfig) -> dict[str, tuple]:
     return out
 
 
+def autocorrelation_time(x: np.ndarray, c: float = 5.0) -> float:
+    """Integrated autocorrelation time τ = 1 + 2 Σ_{l≥1} ρ(l) of a series, with Sokal's
+    automatic window (the smallest M with M ≥ c·τ(M)). The estimate is only trustworthy
+    when the series is much longer than τ (`RESOLVED_LENGTH` τ, as emcee asks)."""
+    x = np.asarray(x, dtype=np.float64)
+    x = x - x.mean()
+    n = len(x)
+    if n < 2 or not np.any(x):
+        return float("nan")
+    f = np.fft.rfft(x, 2 * n)
+    acf = np.fft.irfft(f * np.conj(f))[:n]
+    acf /= acf[0]
+    taus = 2.0 * np.cumsum(acf) - 1.0
+    short = np.arange(n) < c * taus
+    window = int(np.argmin(short)) if not short.all() else n - 1
+    return float(taus[window])
+
+
+RESOLVED_LENGTH = 50  # a τ estimate is resolved when the series is at least this many τ long
+
+
 def run_dataset(cfg: ConvexConfig, seed: int, index: int, name: str, dataset: tuple,
-                tracker: Tracker, bar) -> dict:
+                tracker: Tracker, bar) -> tuple[dict, dict]:
     """One dataset, one model per step-size schedule, all on the same data and trajectory
-    randomness: {schedule: {method: {"T": [...], "value": [F(w̄) − F*, ...]}}}."""
+    randomness: ({schedule: {method: {"T": [...], "value": [F(w̄) − F*, ...]}}},
+    {schedule: {"quarter": SGD's F − F* at T/4, "tau": τ of SGD's F − F* over the last
+    half, "length": that series' length}})."""
     X, y, f_star, lrs = dataset
     M = len(cfg.schedules)
     problem = LogisticProblem(torch.tensor(X).expand(M, *X.shape),
                               torch.tensor(y).expand(M, *y.shape), cfg.l2)
     c, power = schedule_tensors(cfg.schedules, lrs, 1)
     record: dict = {s: {} for s in cfg.schedules}
+    quarter, half = max(1, cfg.steps // 4), cfg.steps // 2
+    tail = torch.zeros(cfg.steps - half, M, X.shape[1], dtype=torch.float64)
+    at_quarter: list = []
+
+    def on_step(t, pop):  # SGD's iterates for the diagnostics (no random numbers drawn)
+        if t == quarter:
+            at_quarter.extend((problem.objective(pop.tensors()) - f_star).tolist())
+        if t > half:
+            tail[t - half - 1].copy_(pop.tensors()[0])
 
     def on_eval(T, averagers, pop):
         logged = {}
@@ -68,15 +106,34 @@ def run_dataset(cfg: ConvexConfig, seed: int, index: int, name: str, dataset: tu
                    windows=cfg.windows,
                    eval_at=horizons(cfg.eval_first, cfg.steps, cfg.eval_points),
                    generator=torch_generator(seed * 7919 + index), groups=torch.arange(M),
-                   on_eval=on_eval, ema_decay=cfg.ema_decay, progress=bar)
-    return record
+                   on_eval=on_eval, on_step=on_step, ema_decay=cfg.ema_decay, progress=bar)
+    series = suboptimality_series(problem, tail, f_star)
+    diagnostics = {schedule: {"quarter": at_quarter[s], "tau": autocorrelation_time(series[:, s]),
+                              "length": len(series)}
+                   for s, schedule in enumerate(cfg.schedules)}
+    return record, diagnostics
+
+
+def suboptimality_series(problem: LogisticProblem, iterates: torch.Tensor, f_star: float,
+                         chunk: int = 1024) -> np.ndarray:
+    """F(w_t) − F* for iterates (steps, M, d) of the problem's M models: (steps, M)."""
+    out = []
+    for start in range(0, len(iterates), chunk):
+        block = iterates[start:start + chunk]  # (b, M, d)
+        margins = problem.y[None] * torch.einsum("mnd,bmd->bmn", problem.X, block)
+        data = torch.nn.functional.softplus(-margins).mean(-1)  # (b, M)
+        out.append(data + 0.5 * problem.l2 * (block ** 2).sum(-1) - f_star)
+    return torch.cat(out).numpy() if out else np.zeros((0, problem.X.shape[0]))
 
 
 def run_seed(cfg: ConvexConfig, seed: int, tracker: Tracker, datasets: dict) -> dict:
-    """out[dataset][schedule][method] = {"T": [...], "value": [F(w̄) − F*, ...]}, one seed."""
+    """out[dataset][schedule][method] = {"T": [...], "value": [F(w̄) − F*, ...]} and
+    out["diagnostics"][dataset][schedule] = SGD's F − F* at T/4 and τ (see run_dataset)."""
     bar = progress(total=cfg.steps * len(datasets), desc=f"convex seed {seed}", leave=False)
-    out = {name: run_dataset(cfg, seed, index, name, dataset, tracker, bar)
-           for index, (name, dataset) in enumerate(datasets.items())}
+    out: dict = {"diagnostics": {}}
+    for index, (name, dataset) in enumerate(datasets.items()):
+        out[name], out["diagnostics"][name] = run_dataset(cfg, seed, index, name, dataset,
+                                                          tracker, bar)
     bar.close()
     return out
 
@@ -101,3 +158,19 @@ def aggregate(cfg: ConvexConfig, per_seed: list[dict]) -> dict:
                 fwa["ratio"] = (np.array(fwa["mean"]) / base).tolist()
                 fwa["theory"] = [convergence_ratio(T, k, cfg.theory_c0) for T in fwa["T"]]
     return summary
+
+
+def diagnostics(cfg: ConvexConfig, per_seed: list[dict]) -> dict | None:
+    """Per dataset and schedule, per seed: SGD's F − F* at T/4 and at T, τ and the length of
+    the series τ was measured on; None for runs recorded before these were kept."""
+    if any("diagnostics" not in s for s in per_seed):
+        return None
+    out: dict = {}
+    for name in cfg.datasets:
+        for schedule in cfg.schedules:
+            per = [s["diagnostics"][name][schedule] for s in per_seed]
+            out.setdefault(name, {})[schedule] = {
+                "quarter": [p["quarter"] for p in per],
+                "final": [s[name][schedule]["sgd"]["value"][-1] for s in per_seed],
+                "tau": [p["tau"] for p in per], "length": per[0]["length"]}
+    return out

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from papers.fwa import claims, convex, plots, stability
-from papers.fwa.config import FWAConfig
+from papers.fwa.config import SCHEDULE_POWERS, FWAConfig
+from papers.fwa.theory import distance_bound, step_schedule
 from papers.fwa.train import train
 from shared.cli import Context
 from shared.config import to_dict
@@ -39,13 +40,13 @@ def seeded_run(cfg: FWAConfig, ctx: Context, experiment: str, seed: int,
     return result
 
 
-def run_sweep(cfg: FWAConfig, ctx: Context, experiment: str, data) -> dict:
-    """Every seed of the convex or stability sweep, aggregated over seeds."""
+def run_sweep(cfg: FWAConfig, ctx: Context, experiment: str, data) -> tuple[dict, list[dict]]:
+    """Every seed of the convex or stability sweep: (aggregate over seeds, per-seed results)."""
     module, sub = {"convex": (convex, cfg.convex), "stability": (stability, cfg.stability)}[experiment]
     per_seed = [seeded_run(cfg, ctx, experiment, seed,
                            lambda tr, seed=seed: module.run_seed(sub, seed, tr, data))
                 for seed in cfg.seeds]
-    return module.aggregate(sub, per_seed)
+    return module.aggregate(sub, per_seed), per_seed
 
 
 def run_nonconvex(cfg: FWAConfig, ctx: Context) -> tuple[dict, dict, dict, list[int]]:
@@ -81,6 +82,37 @@ def convex_methods(cfg: FWAConfig, summary: dict, methods: dict) -> list[list]:
     return rows
 
 
+def convex_tables(cfg: FWAConfig, summary: dict, per_seed: list[dict], methods: dict) -> list[dict]:
+    c = cfg.convex
+    tables = [{"title": f"{claims.CONVEX_FINAL}{c.steps}",
+               "columns": ["dataset", "schedule", "method", "F − F*", "ratio to SGD",
+                           "theory ratio"],
+               "rows": convex_methods(cfg, summary, methods)}]
+    if "sqrt" in c.schedules:
+        names = ["sgd"] + [f"fwa{k}" for k in c.windows if k > 1]
+        rows = []
+        for name in c.datasets:
+            for T in summary[name]["sqrt"]["sgd"]["T"]:
+                row = [name, T]
+                for method in names:
+                    curve = per_seed[0][name]["sqrt"][method]["T"]
+                    row.append(summarize([s[name]["sqrt"][method]["value"][curve.index(T)]
+                                          for s in per_seed]) if T in curve else "")
+                rows.append(row)
+        tables.append({"title": f"{claims.CONVEX_CURVES} (per seed in results.json)",
+                       "columns": ["dataset", "T", *names], "rows": rows})
+    diag = convex.diagnostics(c, per_seed)
+    if diag is not None:
+        tables.append({
+            "title": f"{claims.CONVEX_DIAGNOSTICS} τ (SGD's F(w_t) − F* over the last half)",
+            "columns": ["dataset", "schedule", "SGD F − F* at T/4", "SGD F − F* at T",
+                        "τ̂ (steps)", "series length"],
+            "rows": [[name, schedule, summarize(d["quarter"]), summarize(d["final"]),
+                      summarize(d["tau"]), d["length"]]
+                     for name, per in diag.items() for schedule, d in per.items()]})
+    return tables
+
+
 def stability_methods(cfg: FWAConfig, summary: dict, methods: dict) -> list[list]:
     s = cfg.stability
     rows = []
@@ -90,11 +122,53 @@ def stability_methods(cfg: FWAConfig, summary: dict, methods: dict) -> list[list
                 entry = summary[model][n][schedule]
                 sgd = entry["sgd"]["mean"][-1]
                 for method, v in entry.items():
+                    window = summarize(v["window_delta"]) if v["window_delta"] is not None else ""
                     rows.append([model, schedule, n, method, summarize(v["final"]),
-                                 v["mean"][-1] / sgd, summarize(v["gap"])])
+                                 v["mean"][-1] / sgd, summarize(v["gap"]), window])
                     if model == s.models[0] and schedule == s.schedules[0] and n == max(s.sizes):
                         methods.setdefault(method, {})[f"stability ‖w̄−w̄′‖ ({model}, {schedule}, n={n})"] = summarize(v["final"])
     return rows
+
+
+def stability_tables(cfg: FWAConfig, summary: dict, data: tuple, methods: dict) -> list[dict]:
+    s = cfg.stability
+    tables = [{"title": f"{claims.STABILITY_FINAL}{s.steps}",
+               "columns": ["model", "schedule", "n", "method", "distance", "ratio to SGD",
+                           "test − train loss", "mean δ_t over the window"],
+               "rows": stability_methods(cfg, summary, methods)}]
+    if "convex" in s.models:
+        const = stability.bound_constants(data)
+        rows = []
+        for schedule in s.schedules:
+            alphas = step_schedule(s.steps, s.lr[schedule], SCHEDULE_POWERS[schedule])
+            for n in s.sizes:
+                sgd = summary["convex"][n][schedule]["sgd"]
+                for j, T in enumerate(sgd["T"]):
+                    rows.append([schedule, n, T, summarize([v[j] for v in sgd["values"]]),
+                                 distance_bound(alphas[:T], const["L"], n)])
+        tables.append({"title": f"{claims.STABILITY_CURVES} (2L/n) Σ_{{s≤T}} α_s",
+                       "columns": ["schedule", "n", "T", "distance", "bound"], "rows": rows})
+        tables.append({"title": claims.STABILITY_CONSTANTS,
+                       "columns": ["quantity", "value", "meaning"],
+                       "rows": [["L", const["L"], "max‖x‖ over the pool: Lipschitz constant of "
+                                 "the logistic loss"],
+                                ["beta", const["beta"], "max‖x‖²/4 over the pool: its smoothness"]]})
+    return tables
+
+
+def nonconvex_table(cfg: FWAConfig, curves: dict, gaps: dict, epochs: list[int]) -> dict:
+    compared = ["sgd"] + [f"lawa{k}" for k in cfg.train.lawa_windows]
+
+    def cell(runs, j):
+        values = [run[j] for run in runs]
+        return "" if any(np.isnan(values)) else summarize(values)
+
+    columns = ["epoch"] + [f"{m} test acc" for m in compared] + \
+        [f"{m} test − train loss" for m in compared]
+    rows = [[epoch] + [cell(curves[m], j) for m in compared] + [cell(gaps[m], j) for m in compared]
+            for j, epoch in enumerate(epochs)]
+    return {"title": f"{claims.NONCONVEX_CURVES} ({cfg.train.dataset}, per seed in results.json)",
+            "columns": columns, "rows": rows}
 
 
 def reproduce(cfg: FWAConfig, ctx: Context) -> Path:
@@ -102,23 +176,18 @@ def reproduce(cfg: FWAConfig, ctx: Context) -> Path:
     write_run_info(out, cfg)
     plot_dir = out / "plots"
     methods: dict = {}
-    all_claims, tables, plot_paths = [], [], []
+    tables, plot_paths = [], []
     raw: dict = {}
     if "convex" in cfg.experiments:
-        summary = raw["convex"] = run_sweep(cfg, ctx, "convex", convex.prepare(cfg.convex))
-        all_claims += claims.convex_claims(cfg, summary)
-        tables.append({"title": f"Convex: F(w̄_T) − F* at T = {cfg.convex.steps}",
-                       "columns": ["dataset", "schedule", "method", "F − F*", "ratio to SGD",
-                                   "theory ratio"],
-                       "rows": convex_methods(cfg, summary, methods)})
+        summary, per_seed = run_sweep(cfg, ctx, "convex", convex.prepare(cfg.convex))
+        raw["convex"] = summary
+        tables += convex_tables(cfg, summary, per_seed, methods)
         plot_paths += plots.convex_plots(cfg, summary, plot_dir)
     if "stability" in cfg.experiments:
-        summary = raw["stability"] = run_sweep(cfg, ctx, "stability", stability.pool(cfg.stability))
-        all_claims += claims.stability_claims(cfg, summary)
-        tables.append({"title": f"Stability: ‖w̄_T − w̄′_T‖ at T = {cfg.stability.steps}",
-                       "columns": ["model", "schedule", "n", "method", "distance",
-                                   "ratio to SGD", "test − train loss"],
-                       "rows": stability_methods(cfg, summary, methods)})
+        data = stability.pool(cfg.stability)
+        summary, _ = run_sweep(cfg, ctx, "stability", data)
+        raw["stability"] = summary
+        tables += stability_tables(cfg, summary, data, methods)
         plot_paths += plots.stability_plots(cfg, summary, plot_dir)
     if "nonconvex" in cfg.experiments:
         finals, curves, gaps, epochs = run_nonconvex(cfg, ctx)
@@ -126,17 +195,20 @@ def reproduce(cfg: FWAConfig, ctx: Context) -> Path:
         for method, metrics in finals.items():
             for metric in ("test_acc", "train_acc", "acc_gap", "loss_gap"):
                 methods.setdefault(method, {})[f"{cfg.train.dataset} {metric}"] = summarize(metrics[metric])
-        all_claims += claims.nonconvex_claims(cfg, finals, curves)
+        tables.append(nonconvex_table(cfg, curves, gaps, epochs))
         plot_paths += plots.nonconvex_plots(cfg, curves, gaps, epochs, plot_dir)
     (out / "raw.json").write_text(json.dumps(raw, default=str) + "\n")
     results = build_results(
         paper=ctx.slug, title=TITLE, config=ctx.config_name, seeds=cfg.seeds, methods=methods,
-        claims=all_claims, tables=tables, plots=plot_paths,
+        claims=[], tables=tables, plots=plot_paths,
         notes=["The paper publishes no experiment design or code; every experiment here is ours "
                "(see papers/fwa/README.md).",
                "All averaged outputs of an experiment are read off the same SGD trajectory per seed.",
                "Non-convex numbers are the final epoch's, never the best epoch's."])
+    # The claims are computed from exactly what results.json will hold (the JSON round trip),
+    # so `python -m papers.fwa.claims rerender` on the written file gives the same claims.
+    results = json.loads(json.dumps(results))
+    results["claims"], results["protocol_notes"] = claims.claims_from_record(cfg, results)
     write_results(out, results)
     mark_done(out)
-    print(f"wrote {out / 'results.json'} and {out / 'RESULTS.md'}")
     return out

@@ -4,7 +4,8 @@ For each pair, S has n samples from a pool and S^(i) replaces sample i by a fres
 runs start from the same weights and draw the same index sequence (coupled sampling, Hardt
 et al. 2016). We measure ‖w̄_T^k − w̄'_T^k‖ for SGD (k = 1) and FWA windows against T, n
 and k, for a constant step and α_t = c/t, on a convex (logistic) and a non-convex (tanh MLP)
-model, plus the real train–test gap of each output.
+model, plus the real train–test gap of each output. At T we also record the mean of δ_t
+over each window, which bounds FWA's distance by the triangle inequality.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from torch.nn.functional import softplus
 from papers.fwa.config import StabilityConfig
 from papers.fwa.data import binary_dataset
 from papers.fwa.problems import LogisticProblem, MLPProblem
+from papers.fwa.theory import logistic_constants
 from papers.fwa.trajectory import horizons, run_trajectory, schedule_tensors
 from shared.seeding import torch_generator
 from shared.tracking import Tracker, progress
@@ -27,6 +29,11 @@ def pool(cfg: StabilityConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
                           cfg.data_seed)
     X, y = torch.tensor(X), torch.tensor(y)
     return X[: cfg.pool_samples], y[: cfg.pool_samples], X[cfg.pool_samples:], y[cfg.pool_samples:]
+
+
+def bound_constants(data: tuple) -> dict:
+    """L and β of the logistic loss over the pool every S and S^(i) is drawn from."""
+    return logistic_constants(data[0].numpy())
 
 
 def neighbouring_pairs(
@@ -56,7 +63,8 @@ def data_loss(problem: LogisticProblem, weights: list[torch.Tensor], X, y) -> to
 
 
 def run_case(cfg: StabilityConfig, model: str, n: int, seed: int, data: tuple) -> dict:
-    """One (model, n) case, every schedule at once: distances per T and the final gaps."""
+    """One (model, n) case, every schedule at once: distances per T, and at T the gaps and
+    the mean of δ_t = ‖w_t − w′_t‖ over each window."""
     X_pool, y_pool, X_test, y_test = data
     gen = torch_generator(seed * 104729 + n + (0 if model == "convex" else 1))
     X_pairs, y_pairs = neighbouring_pairs(X_pool, y_pool, n, cfg.pairs, gen)
@@ -74,6 +82,7 @@ def run_case(cfg: StabilityConfig, model: str, n: int, seed: int, data: tuple) -
     Xt, yt = X_test.expand(M, *X_test.shape), y_test.expand(M, *y_test.shape)
     dist: dict = {s: {} for s in cfg.schedules}
     gap: dict = {s: {} for s in cfg.schedules}
+    window_delta: dict = {s: {} for s in cfg.schedules}
 
     def on_eval(T, averagers, pop):
         for method in averagers.methods:
@@ -88,13 +97,18 @@ def run_case(cfg: StabilityConfig, model: str, n: int, seed: int, data: tuple) -
             if T == cfg.steps:
                 g = (data_loss(problem, weights, Xt, yt) - data_loss(problem, weights, X_all, y_all))
                 g = g[0::2].view(S, cfg.pairs).mean(1)  # the S member of each pair
+                k = int(method[3:]) if method.startswith("fwa") else 1
+                deltas = (torch.stack([pair_distance(w) for w in averagers.steps.snapshots(k)])
+                          if k > 1 else pair_distance(weights)[None])
+                mean_delta = deltas.mean(0).view(S, cfg.pairs).mean(1)
                 for s, schedule in enumerate(cfg.schedules):
                     gap[schedule][method] = float(g[s])
+                    window_delta[schedule][method] = float(mean_delta[s])
 
     run_trajectory(problem, params, steps=cfg.steps, c=c, power=power, windows=cfg.windows,
                    eval_at=horizons(cfg.eval_first, cfg.steps, cfg.eval_points),
                    generator=gen, groups=groups, on_eval=on_eval, swa=False)
-    return {"dist": dist, "gap": gap}
+    return {"dist": dist, "gap": gap, "window_delta": window_delta}
 
 
 def run_seed(cfg: StabilityConfig, seed: int, tracker: Tracker, data: tuple) -> dict:
@@ -110,7 +124,9 @@ def run_seed(cfg: StabilityConfig, seed: int, tracker: Tracker, data: tuple) -> 
 
 
 def aggregate(cfg: StabilityConfig, per_seed: list[dict]) -> dict:
-    """Across seeds: distance curves (mean/std) and final gaps, per model, n, schedule, method."""
+    """Across seeds: distance curves (mean/std and per seed), final distances, gaps and
+    window means of δ_t, per model, n, schedule, method (window_delta is None for runs
+    recorded before it was kept)."""
     out: dict = {}
     for model in cfg.models:
         for n in cfg.sizes:
@@ -122,9 +138,13 @@ def aggregate(cfg: StabilityConfig, per_seed: list[dict]) -> dict:
                     vals = np.array([s[model][str(n)]["dist"][schedule][method]["value"]
                                      for s in per_seed])
                     gaps = [s[model][str(n)]["gap"][schedule][method] for s in per_seed]
+                    cases = [s[model][str(n)] for s in per_seed]
+                    deltas = ([c["window_delta"][schedule][method] for c in cases]
+                              if all("window_delta" in c for c in cases) else None)
                     entry[method] = {"T": Ts, "mean": vals.mean(0).tolist(),
                                      "std": vals.std(0, ddof=1 if len(vals) > 1 else 0).tolist(),
-                                     "final": vals[:, -1].tolist(), "gap": gaps}
+                                     "values": vals.tolist(), "final": vals[:, -1].tolist(),
+                                     "gap": gaps, "window_delta": deltas}
     return out
 
 

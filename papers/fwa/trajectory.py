@@ -38,6 +38,7 @@ def run_trajectory(
     generator: torch.Generator,
     groups: torch.Tensor,
     on_eval: Callable[[int, Averagers, Population], None],
+    on_step: Callable[[int, Population], None] | None = None,
     swa: bool = True,
     ema_decay: float | None = None,
     progress=None,
@@ -45,7 +46,9 @@ def run_trajectory(
     """w_t = w_{t−1} − α_t ∇f(w_{t−1}; z_{i_t}) for t = 1..steps, every model at once.
 
     Models with the same `groups` id draw the same index i_t (the coupling of a
-    neighbouring pair); `on_eval(T, averagers, population)` runs after step T ∈ `eval_at`.
+    neighbouring pair); `on_eval(T, averagers, population)` runs after step T ∈ `eval_at`,
+    `on_step(t, population)` (if given) after every step. Neither may draw random numbers
+    from `generator`.
     """
     pop = Population(params)
     averagers = Averagers(pop, step_windows=windows, swa_every="step" if swa else None,
@@ -61,6 +64,8 @@ def run_trajectory(
             for p, g in zip(pop.tensors(), grads):
                 p.sub_(alpha.view(-1, *[1] * (p.dim() - 1)) * g)
             averagers.on_step(pop)
+            if on_step is not None:
+                on_step(t, pop)
             if t in targets:
                 on_eval(t, averagers, pop)
             if progress is not None:

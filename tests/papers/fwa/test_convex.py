@@ -43,3 +43,29 @@ def test_step_constants_follow_the_bound_optimal_rule():
     steps = convex.step_constants(X, y, w_star, 0.0, T=100)
     # G² = E‖y x / 2‖² = 1/4, D = 5 → c = D/G = 10; constant α = c/√T = 1
     assert steps == {"sqrt": pytest.approx(10.0), "inv": pytest.approx(10.0), "const": pytest.approx(1.0)}
+
+
+def test_autocorrelation_time_of_an_ar1_series_is_one_plus_rho_over_one_minus_rho():
+    rng = np.random.default_rng(0)
+    rho, n = 0.9, 200_000
+    x = np.zeros(n)
+    noise = rng.standard_normal(n)
+    for t in range(1, n):
+        x[t] = rho * x[t - 1] + noise[t]
+    assert convex.autocorrelation_time(x) == pytest.approx((1 + rho) / (1 - rho), rel=0.1)
+    assert convex.autocorrelation_time(rng.standard_normal(n)) == pytest.approx(1.0, abs=0.1)
+
+
+def test_diagnostics_are_sgds_suboptimality_at_a_quarter_of_T_and_tau_over_the_last_half(tmp_path):
+    cfg = ConvexConfig(datasets=["synthetic"], synthetic_samples=80, synthetic_features=3,
+                       steps=200, eval_first=50, eval_points=2, windows=[1, 2])
+    out = convex.run_seed(cfg, 0, Tracker(tmp_path, slug="t", group="g", name="n", use_wandb=False),
+                          convex.prepare(cfg))
+    for schedule in cfg.schedules:
+        diag, sgd = out["diagnostics"]["synthetic"][schedule], out["synthetic"][schedule]["sgd"]
+        assert sgd["T"] == [50, 200]
+        assert diag["quarter"] == pytest.approx(sgd["value"][0], rel=1e-12)
+        assert diag["length"] == 100 and diag["tau"] >= 1.0
+    summary = convex.diagnostics(cfg, [out])["synthetic"]["sqrt"]
+    assert summary["final"] == [out["synthetic"]["sqrt"]["sgd"]["value"][-1]]
+    assert convex.diagnostics(cfg, [{"synthetic": out["synthetic"]}]) is None
