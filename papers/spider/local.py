@@ -375,11 +375,12 @@ def run_local(cfg, ctx, method: str | None = None, seed: int | None = None) -> d
     from accelerate import Accelerator
     from accelerate.utils import broadcast_object_list
 
+    from papers.spider.claims import loss_curve
     from papers.spider.finetune import finetune
     from papers.spider.pipeline import harmonic
     from shared.config import to_dict
     from shared.runs import finish_run, open_run
-    from shared.tracking import Tracker
+    from shared.tracking import Tracker, read_metrics
 
     method = method or cfg.finetune.method
     seed = cfg.seed if seed is None else seed
@@ -436,6 +437,7 @@ def run_local(cfg, ctx, method: str | None = None, seed: int | None = None) -> d
                   "selected": getattr(rule, "last_selected", {}), "extra_bytes": rule.extra_bytes()}
         result["H"] = harmonic(result["upstream"], result["downstream"])
         if main:
+            result["loss_curve"] = loss_curve(read_metrics(run_dir))
             tracker.summary({k: v for k, v in result.items() if isinstance(v, float)})
             finish_run(run_dir, result)
     finally:

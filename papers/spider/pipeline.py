@@ -123,3 +123,61 @@ def evaluate(cfg, model, tokenizer, upstream: dict, downstream: dict) -> dict:
 
 def harmonic(u: float, d: float) -> float:
     return 2 * u * d / (u + d) if u + d > 0 else 0.0
+
+
+def config(name: str, overrides: list[str] | None = None):
+    """The named config (configs/<name>.yaml) with `overrides`."""
+    from papers.spider.config import SpiderConfig
+    from shared.config import load_config
+
+    return load_config(SpiderConfig, Path(__file__).parent / "configs", name, list(overrides or []))
+
+
+def tokenizer_for(cfg):
+    """The tokenizer of cfg's pre-trained model: the cached one, or trained afresh exactly as
+    `load_base` trains it (without pre-training the model)."""
+    from transformers import PreTrainedTokenizerFast
+
+    from papers.spider import mllm
+
+    root = base_dir(cfg)
+    if (root / "DONE").exists():
+        return PreTrainedTokenizerFast.from_pretrained(root / "tokenizer", local_files_only=True)
+    return mllm.train_tokenizer(_all_text(cfg), cfg.model.vocab_size)
+
+
+def vocabulary_coverage(cfg, tokenizer, tasks=None) -> list[list]:
+    """`coverage_rows` for cfg's pre-training mixture and downstream training sets."""
+    tasks = list(tasks if tasks is not None else cfg.data.downstream_tasks)
+    return coverage_rows(tokenizer, upstream_train(cfg), {t: downstream_train(cfg, t) for t in tasks})
+
+
+def coverage_rows(tokenizer, upstream: list[dict], downstream: dict[str, list[dict]]) -> list[list]:
+    """Per downstream task, how much of its target vocabulary the pre-trained model has seen:
+    [task, target token types, types that never occur in the pre-training text (prompts and
+    answers, tokenized as `mllm.encode` does), share of target tokens of such a type, share
+    of training answers with one, the unseen tokens]. Targets are the training answers."""
+    from collections import Counter
+
+    from papers.spider import mllm
+
+    def ids(text):
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    seen: set[int] = set()
+    for e in upstream:
+        seen.update(ids(mllm.PROMPT_FORMAT.format(prompt=e["prompt"])))
+        seen.update(ids(" " + e["answer"]))
+    rows = []
+    for task, examples in downstream.items():
+        counts: Counter = Counter()
+        with_unseen = 0
+        for e in examples:
+            answer = ids(" " + e["answer"])
+            counts.update(answer)
+            with_unseen += any(t not in seen for t in answer)
+        unseen = [t for t in counts if t not in seen]
+        words = sorted(tokenizer.decode([t]).strip() for t in unseen)
+        rows.append([task, len(counts), len(unseen), sum(counts[t] for t in unseen) / sum(counts.values()),
+                     with_unseen / len(examples), ", ".join(words) or "-"])
+    return rows

@@ -1,6 +1,7 @@
 """`reproduce`: pre-train (or reuse) the tiny MLLM, evaluate it, fine-tune every method on
-every downstream task for every seed, then the claims and per-task tables (downstream,
-upstream, H; mean ± std over seeds) and a trade-off plot."""
+every downstream task for every seed, then the per-task tables (downstream, upstream, H; mean
+± std over seeds), the tables the claims read (vocabulary coverage, the baselines' tuning, the
+training-loss curves), the claims (papers/spider/claims.py) and a trade-off plot."""
 
 from __future__ import annotations
 
@@ -10,9 +11,17 @@ from pathlib import Path
 import numpy as np
 
 from papers.spider import pipeline
+from papers.spider.claims import (
+    BASE_ROW,
+    build_claims,
+    curve_table,
+    task_table_title,
+    tuning_table,
+    vocabulary_table,
+)
 from papers.spider.train import FinetuneJob, run_finetune
 from shared.cli import Context
-from shared.results import build_results, claim, significantly_lower, summarize, write_results
+from shared.results import build_results, summarize, write_results
 from shared.runs import mark_done, new_reproduce_dir, run_jobs, write_run_info
 
 TITLE = "SPIDER: Learn from Downstream and Be Yourself in MLLM Fine-Tuning"
@@ -23,40 +32,16 @@ def _per_seed(results, method, task, key, seeds):
     return [by_seed[s] for s in seeds]
 
 
-def build_claims(cfg, results, tasks, methods) -> list[dict]:
-    seeds, out = cfg.seeds, []
-    baselines = [m for m in methods if m not in ("spider", "spider_hard")]
+def _curves(results, tasks, methods, seeds) -> dict:
+    """{(task, method): the binned training loss, mean over seeds} for every pair whose runs
+    all recorded a curve of one length (a run reused from before curves were kept has none)."""
+    out = {}
     for task in tasks:
-        def vals(m, key, task=task):
-            return _per_seed(results, m, task, key, seeds)
-
-        if "spider" in methods and "full_ft" in methods:
-            out.append(claim(
-                f"{task}: SPIDER keeps more upstream ability than full fine-tuning",
-                "masks keep upstream; full FT forgets most",
-                f"upstream {np.mean(vals('spider', 'upstream')):.1f} vs {np.mean(vals('full_ft', 'upstream')):.1f} %",
-                significantly_lower(vals("full_ft", "upstream"), vals("spider", "upstream")),
-                "paired over seeds by 2 SE"))
-            out.append(claim(
-                f"{task}: full fine-tuning gives the best downstream score",
-                "full FT is the specialisation upper end",
-                "best mean downstream: " + max(methods, key=lambda m: np.mean(vals(m, "downstream"))),
-                all(np.mean(vals("full_ft", "downstream")) >= np.mean(vals(m, "downstream")) for m in methods)))
-        if "spider" in methods:
-            best = max(baselines, key=lambda m: np.mean(vals(m, "H")))
-            out.append(claim(
-                f"{task}: SPIDER has the best harmonic mean H of upstream and downstream",
-                "SPIDER best or near-best H",
-                f"SPIDER {np.mean(vals('spider', 'H')):.1f} vs best baseline {best} {np.mean(vals(best, 'H')):.1f}",
-                not significantly_lower(vals("spider", "H"), vals(best, "H"))
-                and np.mean(vals("spider", "H")) >= max(np.mean(vals(m, "H")) for m in baselines) - 1e-12,
-                "holds = SPIDER's mean H is the highest (ties count) and no baseline beats it by 2 SE"))
-        if "spider" in methods and "spider_hard" in methods:
-            out.append(claim(
-                f"{task}: the soft mask is at least as good as the hard mask (H)",
-                "the released rule is soft; the paper states a hard mask",
-                f"soft {np.mean(vals('spider', 'H')):.1f} vs hard {np.mean(vals('spider_hard', 'H')):.1f}",
-                not significantly_lower(vals("spider", "H"), vals("spider_hard", "H"))))
+        for m in methods:
+            runs = {r["seed"]: r.get("loss_curve") for r in results if r["method"] == m and r["task"] == task}
+            curves = [runs.get(s) for s in seeds]
+            if all(curves) and len({len(c) for c in curves}) == 1:
+                out[(task, m)] = np.mean(np.asarray(curves, dtype=np.float64), axis=0).tolist()
     return out
 
 
@@ -73,27 +58,28 @@ def reproduce(cfg, ctx: Context) -> Path:
     (out / "raw.json").write_text(json.dumps({"base": base, "runs": results}) + "\n")
     tables, summary = [], {}
     for task in tasks:
-        rows = [["pre-trained (no fine-tuning)", base[f"downstream/{task}"], base["upstream"],
+        rows = [[BASE_ROW, base[f"downstream/{task}"], base["upstream"],
                  pipeline.harmonic(base["upstream"], base[f"downstream/{task}"])]]
         for m in methods:
             d, u, h = (summarize(_per_seed(results, m, task, k, cfg.seeds)) for k in ("downstream", "upstream", "H"))
             rows.append([m, d, u, h])
             summary.setdefault(m, {}).update({f"{task} downstream": d, f"{task} upstream": u, f"{task} H": h})
-        tables.append({"title": f"{task}: downstream score, upstream VQA accuracy (%), H",
+        tables.append({"title": task_table_title(task),
                        "columns": ["method", "downstream", "upstream", "H"], "rows": rows})
     tables.append({"title": "Upstream tasks of the pre-trained model (%)",
                    "columns": ["task", "score"],
                    "rows": [[k.split("/", 1)[1], v] for k, v in base.items() if k.startswith("upstream/")]})
+    tables += [vocabulary_table(pipeline.vocabulary_coverage(cfg, tokenizer, tasks)),
+               tuning_table(cfg, methods), curve_table(_curves(results, tasks, methods, cfg.seeds))]
     plot = _plot(out / "plots", results, tasks, methods, cfg.seeds)
     res = build_results(
         paper=ctx.slug, title=TITLE, config=ctx.config_name, seeds=cfg.seeds, methods=summary,
-        claims=build_claims(cfg, results, tasks, methods), tables=tables, plots=[plot],
+        claims=build_claims(summary, tables, tasks, methods), tables=tables, plots=[plot],
         notes=["Tiny LLaVA-architecture model pre-trained here on procedural scenes; numbers are "
                "not comparable with LLaVA-1.5 (papers/spider/README.md).",
                "Final weights of every run are evaluated; no checkpoint selection."])
     write_results(out, res)
     mark_done(out)
-    print(f"wrote {out / 'results.json'} and {out / 'RESULTS.md'}")
     return out
 
 
@@ -117,16 +103,17 @@ def reproduce_local(cfg, ctx: Context) -> Path | None:
         rows.append([m, d, u, h])
         summary[m] = {f"{task} downstream": d, f"{task} upstream": u, f"{task} H": h}
     (out / "raw.json").write_text(json.dumps({"runs": results}) + "\n")
+    tables = [{"title": task_table_title(task), "columns": ["method", "downstream", "upstream", "H"],
+               "rows": rows},
+              tuning_table(cfg, methods), curve_table(_curves(results, [task], methods, cfg.seeds))]
     res = build_results(
         paper=ctx.slug, title=TITLE, config=ctx.config_name, seeds=cfg.seeds, methods=summary,
-        claims=build_claims(cfg, results, [task], methods),
-        tables=[{"title": f"{task}: downstream score, upstream VQA accuracy (%), H",
-                 "columns": ["method", "downstream", "upstream", "H"], "rows": rows}],
+        claims=build_claims(summary, tables, [task], methods, released_model=True),
+        tables=tables,
         plots=[_plot(out / "plots", results, [task], methods, cfg.seeds)],
         notes=[f"LLaVA from {cfg.model.path}; datasets from {cfg.data.local_dir}."])
     write_results(out, res)
     mark_done(out)
-    print(f"wrote {out / 'results.json'} and {out / 'RESULTS.md'}")
     return out
 
 

@@ -10,11 +10,12 @@ from dataclasses import dataclass
 import torch
 
 from papers.spider import pipeline
+from papers.spider.claims import loss_curve
 from papers.spider.finetune import finetune
 from shared.cli import Context
 from shared.config import to_dict
 from shared.runs import finish_run, open_run
-from shared.tracking import Tracker
+from shared.tracking import Tracker, read_metrics
 
 RELEVANT = ("model.", "data.", "pretrain.", "finetune.", "eval.")
 
@@ -47,7 +48,8 @@ def run_finetune(job: FinetuneJob, show_progress: bool = False) -> dict:
         result = {**scores, "downstream": scores[f"downstream/{job.task}"],
                   "H": pipeline.harmonic(scores["upstream"], scores[f"downstream/{job.task}"]),
                   "method": job.method, "task": job.task, "seed": job.seed,
-                  "selected": getattr(rule, "last_selected", {}), "extra_bytes": rule.extra_bytes()}
+                  "selected": getattr(rule, "last_selected", {}), "extra_bytes": rule.extra_bytes(),
+                  "loss_curve": loss_curve(read_metrics(run_dir))}
         tracker.summary({k: v for k, v in result.items() if isinstance(v, float)})
     return finish_run(run_dir, result)
 
