@@ -13,7 +13,10 @@ from papers.neuron.model import build_head
 def fit_head(cfg, method: str, ablation: str, feats: torch.Tensor, labels: torch.Tensor,
              classes: list[int], text: torch.Tensor, seed: int) -> torch.nn.Module:
     """Train a head with cross-entropy over `classes` on (feats, labels) (labels are global
-    class indices, all in `classes`). SGD with Nesterov momentum and step decay, as released."""
+    class indices, all in `classes`). SGD with Nesterov momentum and step decay, as released.
+
+    The returned model carries `.history = {"loss": [mean training loss per epoch], "steps":
+    optimizer steps}` (the curve the claims' convergence precondition reads)."""
     t = cfg.train
     torch.manual_seed(seed)
     model = build_head(method, cfg, feats.shape[1], text.shape[-1], ablation)
@@ -27,8 +30,10 @@ def fit_head(cfg, method: str, ablation: str, feats: torch.Tensor, labels: torch
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, t.milestones, 0.1)
     gen = torch.Generator().manual_seed(seed)
     model.train()
+    curve, steps = [], 0
     for _ in range(t.epochs):
         order = torch.randperm(len(feats), generator=gen)
+        total = 0.0
         for start in range(0, len(order), t.batch_size):
             idx = order[start:start + t.batch_size]
             out = model(feats[idx].float(), text_sub)
@@ -36,8 +41,12 @@ def fit_head(cfg, method: str, ablation: str, feats: torch.Tensor, labels: torch
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            total += loss.item() * len(idx)
+            steps += 1
+        curve.append(total / len(order))
         sched.step()
     model.eval()
+    model.history = {"loss": curve, "steps": steps}
     return model
 
 
@@ -79,13 +88,15 @@ def evaluate_split(cfg, method: str, ablation: str, split: dict, text: torch.Ten
     """Train the head on the split's seen classes and measure ZSL (and GZSL) on its test set.
 
     split: {"train_feats", "train_labels" (seen classes only), "test_feats", "test_labels",
-    "seen", "unseen"}."""
+    "seen", "unseen"}. The result has "zsl", "training" (the head's loss curve and step
+    count) and, with `gzsl`, "gzsl_test_gamma" and "gzsl_val_gamma"."""
     seen, unseen = split["seen"], split["unseen"]
     model = fit_head(cfg, method, ablation, split["train_feats"], split["train_labels"], seen, text, seed)
     final = predict(model, split["test_feats"], text)
     labels = split["test_labels"]
     is_unseen = torch.isin(labels, torch.tensor(unseen))
-    out = {"zsl": evaluate.zsl({k: v[is_unseen] for k, v in final.items()}, labels[is_unseen], unseen)}
+    out = {"zsl": evaluate.zsl({k: v[is_unseen] for k, v in final.items()}, labels[is_unseen], unseen),
+           "training": dict(model.history)}
     if gzsl:
         probs = evaluate.fused_probs(final)
         out["gzsl_test_gamma"] = evaluate.best_gamma(probs, labels, seen, unseen, cfg.eval.gamma_points)

@@ -47,6 +47,8 @@ def compression_mask(scores: torch.Tensor, active: int) -> torch.Tensor:
 
 
 class Neuron(nn.Module):
+    centres_text = False  # class text is used as embedded (SMIE alone centres it)
+
     def __init__(self, width: int, text_dim: int, prototypes: int = 80, active=(60, 40, 20),
                  memory_prototypes: int = 80, prefixes=(5, 10, 16), hidden: int = 256,
                  logit_scale: float = 0.1, ablation: str = ""):
@@ -119,9 +121,16 @@ class Neuron(nn.Module):
                 out[branch].append(class_logits(z, text[:, self.levels(branch)[r]], self.scale))
         return out
 
+    @staticmethod
+    def branch_weight(ablation: str = "") -> float:
+        """The weight `loss` gives each present branch's mean CE: ½ with both branches, 1 with
+        one. The branches share no parameters, so a single-branch ablation trains its branch
+        with twice the full model's step."""
+        return 1.0 / (int(ablation != "temporal_only") + int(ablation != "spatial_only"))
+
     def loss(self, out: dict, labels: torch.Tensor) -> torch.Tensor:
         """½ (mean CE over spatial rounds + mean CE over temporal rounds); one branch alone
-        (an ablation) is its own mean."""
+        (an ablation) is its own mean (see `branch_weight`)."""
         terms = [torch.stack([F.cross_entropy(lg, labels) for lg in out[b]]).mean()
                  for b in ("spatial", "temporal") if out[b]]
         return torch.stack(terms).mean()
@@ -136,6 +145,8 @@ class DeViSE(nn.Module):
     """Global-feature ↔ text alignment: mean-pooled feature → Linear + ReLU → L2 norm; the
     class embedding is the mean over all of its descriptions (all levels); logits are the
     scaled cosines, trained with cross-entropy like Neuron (DeViSE-style, not its hinge loss)."""
+
+    centres_text = False
 
     def __init__(self, width: int, text_dim: int, logit_scale: float = 0.1):
         super().__init__()
@@ -162,6 +173,8 @@ class SMIE(nn.Module):
     the other seen classes), plus SMIE's temporal constraint: the information of the feature
     of the first half of the sequence must stay below that of the whole sequence by a margin.
     Prediction = argmax_c T(x, t_c)."""
+
+    centres_text = True  # the critic sees class text centred on the training classes' mean
 
     def __init__(self, width: int, text_dim: int, hidden: int = 256, margin: float = 0.05):
         super().__init__()
@@ -200,6 +213,9 @@ class SMIE(nn.Module):
     @staticmethod
     def final(out: dict) -> dict[str, torch.Tensor]:
         return {"global": out["global"][-1]}
+
+
+HEADS = {"neuron": Neuron, "devise": DeViSE, "smie": SMIE}
 
 
 def build_head(method: str, cfg, width: int, text_dim: int, ablation: str = "") -> nn.Module:

@@ -1,5 +1,6 @@
 """`reproduce`: encoders per split, then every head (methods with GZSL, Neuron ablations
-with ZSL) for every split and seed; the claims table, result tables and plots.
+with ZSL) for every split and seed; the result tables, the claims computed from them
+(`papers.neuron.claims`) and plots.
 
 Numbers per (method, unseen size): each seed's metric averaged over that size's splits,
 then mean ± std over seeds."""
@@ -14,24 +15,26 @@ import numpy as np
 import torch
 
 from papers.neuron import pipeline
+from papers.neuron.claims import (
+    ENCODER_TITLE,
+    GZSL_TITLE,
+    HEAD_TITLE,
+    ZSL_KEYS,
+    ZSL_TITLE,
+    build_claims,
+    config_budget,
+    zsl_column,
+)
 from papers.neuron.config import NeuronExperimentConfig
 from papers.neuron.train import HeadJob, run_head
 from shared.cli import Context
-from shared.results import (
-    build_results,
-    claim,
-    line_plot,
-    significantly_lower,
-    summarize,
-    write_results,
-)
+from shared.results import build_results, line_plot, summarize, write_results
 from shared.runs import mark_done, new_reproduce_dir, run_jobs, write_run_info
 
 TITLE = "Neuron: Context-Aware Evolving Representations for Zero-Shot Skeleton Action Recognition"
 CONTEXT = {  # unseen top-1 (%), NTU-60 55/5 and NTU-120 96/24, from the brief (other papers)
     "TDSM": (86.49, 65.06), "SA-DVAE": (82.37, 46.12), "STAR": (81.4, 44.3), "PURLS": (79.23, 52.01),
     "SMIE": (77.98, 45.3), "CADA-VAE": (76.84, 35.77), "SynSE": (75.81, 38.7)}
-ZSL_KEYS = ("fused", "oracle_or", "spatial", "temporal", "global")
 
 
 @dataclass
@@ -71,44 +74,32 @@ def per_seed(results: list[dict], label: str, size: int, key: tuple[str, str], s
 
 
 def zsl_key(label: str) -> tuple[str, str]:
-    return ("zsl", "global" if label in ("devise", "smie") else "fused")
+    return ("zsl", zsl_column(label))
 
 
-def build_claims(cfg, results, labels, sizes) -> list[dict]:
-    seeds, out = cfg.seeds, []
-    for size in sizes:
-        neuron = per_seed(results, "neuron", size, zsl_key("neuron"), seeds)
-        for base in ("devise", "smie"):
-            if base not in labels:
+def curves_per_seed(results: list[dict], label: str, size: int, seeds: list[int]) -> np.ndarray | None:
+    """[seed, epoch] training loss averaged over the size's splits; None when a run has no curve
+    (a head reused from a run recorded before curves were kept)."""
+    rows = []
+    for seed in seeds:
+        runs = [r for r in results if r["method"] == label and len(r["unseen"]) == size and r["seed"] == seed]
+        if not runs or any("training" not in r for r in runs):
+            return None
+        rows.append(np.mean([r["training"]["loss"] for r in runs], axis=0))
+    return np.asarray(rows)
+
+
+def head_training_table(results: list[dict], labels, sizes, seeds, epochs: int) -> dict:
+    rows = []
+    for label in labels:
+        for size in sizes:
+            curves = curves_per_seed(results, label, size, seeds)
+            if curves is None or curves.shape[1] != epochs:
                 continue
-            other = per_seed(results, base, size, zsl_key(base), seeds)
-            out.append(claim(
-                f"{size} unseen: Neuron beats {base} on unseen classes (ZSL top-1, honest fusion)",
-                "Neuron > global alignment and published ZSL baselines",
-                f"{100 * np.mean(neuron):.1f} vs {100 * np.mean(other):.1f} %",
-                significantly_lower(other, neuron), "paired over seeds (split-averaged) by 2 SE"))
-        oracle = per_seed(results, "neuron", size, ("zsl", "oracle_or"), seeds)
-        out.append(claim(
-            f"{size} unseen: the released OR-fusion overstates Neuron's ZSL accuracy",
-            "released code counts a sample right if either branch is right",
-            f"oracle {100 * np.mean(oracle):.1f} vs fused {100 * np.mean(neuron):.1f} %",
-            significantly_lower(neuron, oracle), "oracle above the honest fusion by 2 SE"))
-        h_test = per_seed(results, "neuron", size, ("gzsl_test_gamma", "H"), seeds)
-        h_val = per_seed(results, "neuron", size, ("gzsl_val_gamma", "H"), seeds)
-        out.append(claim(
-            f"{size} unseen: choosing γ on the test set overstates Neuron's GZSL H",
-            "released code picks γ for the best H on the test set",
-            f"H {100 * np.mean(h_test):.1f} (test γ) vs {100 * np.mean(h_val):.1f} % (held-out γ)",
-            significantly_lower(h_val, h_test)))
-        if size in cfg.experiment.ablation_sizes:
-            for ablation in cfg.experiment.ablations:
-                abl = per_seed(results, f"neuron-{ablation}", size, zsl_key("neuron"), seeds)
-                out.append(claim(
-                    f"{size} unseen: removing {ablation.replace('_', ' ')} hurts",
-                    "each component helps (paper's ablations)",
-                    f"full {100 * np.mean(neuron):.1f} vs {100 * np.mean(abl):.1f} %",
-                    significantly_lower(abl, neuron), "paired over seeds by 2 SE"))
-    return out
+            steps = [r["training"]["steps"] for r in results if r["method"] == label and len(r["unseen"]) == size]
+            rows.append([label, size, float(np.mean(steps)), *(summarize(curves[:, e]) for e in range(epochs))])
+    return {"title": HEAD_TITLE, "columns": ["method", "unseen", "steps", *(f"epoch {e + 1}" for e in range(epochs))],
+            "rows": rows}
 
 
 def reproduce(cfg: NeuronExperimentConfig, ctx: Context) -> Path:
@@ -144,30 +135,34 @@ def reproduce(cfg: NeuronExperimentConfig, ctx: Context) -> Path:
                     row += [summarize(per_seed(results, label, size, (group, m), cfg.seeds)) for m in ("S", "U", "H")]
                 rows_gzsl.append(row)
     tables = [
-        {"title": "ZSL top-1 on unseen classes (split-averaged per seed; fused = honest, oracle_or = released)",
+        {"title": ZSL_TITLE,
          "columns": ["method", "unseen", *ZSL_KEYS], "rows": rows_zsl},
-        {"title": "GZSL: seen S, unseen U, harmonic mean H; γ from held-out pseudo-unseen classes vs from the test set",
+        {"title": GZSL_TITLE,
          "columns": ["method", "unseen", "S (val γ)", "U (val γ)", "H (val γ)", "S (test γ)", "U (test γ)", "H (test γ)"],
          "rows": rows_gzsl},
         {"title": "Context: published unseen top-1 (%) on real NTU data (not comparable with synthetic numbers)",
          "columns": ["method", "NTU-60 55/5", "NTU-120 96/24"],
          "rows": [[k, *v] for k, v in CONTEXT.items()]},
-        {"title": "Encoders (one per split, seen classes only): seen-class test accuracy",
+        {"title": ENCODER_TITLE,
          "columns": ["split", "unseen classes", "seen-class top-1"],
          "rows": [[n, " ".join(map(str, u)), a] for (n, u), a in zip(split_list, enc_acc)]},
     ]
-    all_claims = build_claims(cfg, results, labels, sizes)
+    training = head_training_table(results, labels, sizes, cfg.seeds, cfg.train.epochs)
+    tables += [training] if training["rows"] else []
     plots = [_plot(out / "plots", results, labels, sizes, cfg.seeds)]
+    loss_plot = _plot_training(out / "plots", results, labels, sizes, cfg.seeds)
+    plots += [loss_plot] if loss_plot else []
     res = build_results(
         paper=ctx.slug, title=TITLE, config=ctx.config_name, seeds=cfg.seeds, methods=methods,
-        claims=all_claims, tables=tables, plots=plots,
+        claims=[], tables=tables, plots=plots,
         notes=["Skeletons are synthesised (papers/neuron/README.md); numbers are not comparable with NTU.",
                "ZSL 'fused' sums the branches' softmaxes (honest); 'oracle_or' is the released code's "
                "either-branch-right count and needs the label.",
                "Final-epoch heads only; no checkpoint selection."])
+    budget = config_budget(cfg, num_classes, sizes)
+    res["claims"], res["protocol_notes"] = build_claims(res, budget, cfg.neuron.logit_scale)
     write_results(out, res)
     mark_done(out)
-    print(f"wrote {out / 'results.json'} and {out / 'RESULTS.md'}")
     return out
 
 
@@ -181,4 +176,19 @@ def _plot(out: Path, results, labels, sizes, seeds) -> str:
                              [100 * np.std(v) for _, v in points])
     path = line_plot(out / "zsl_by_unseen_size.png", series, xlabel="unseen classes",
                      ylabel="ZSL top-1 (%)", title="Unseen-class accuracy (mean ± std over seeds)")
+    return str(path.relative_to(out.parent))
+
+
+def _plot_training(out: Path, results, labels, sizes, seeds) -> str | None:
+    series = {}
+    for label in labels:
+        for size in sizes:
+            curves = curves_per_seed(results, label, size, seeds)
+            if curves is not None:
+                epochs = np.arange(1, curves.shape[1] + 1)
+                series[f"{label} ({size})"] = (epochs, curves.mean(0), curves.std(0))
+    if not series:
+        return None
+    path = line_plot(out / "head_training_loss.png", series, xlabel="epoch", ylabel="mean training loss",
+                     title="Head training loss (split-averaged, mean ± std over seeds)")
     return str(path.relative_to(out.parent))

@@ -83,6 +83,24 @@ def test_loss_is_half_the_branch_mean_cross_entropies():
     assert model.loss(out, labels).item() == pytest.approx(0.5 * (spatial + temporal).item(), rel=1e-6)
 
 
+@pytest.mark.parametrize("ablation", ["spatial_only", "temporal_only", "no_gating"])
+def test_branch_weight_is_the_step_each_branch_gets_from_the_loss(ablation):
+    model = Neuron(C, D, hidden=16)
+    feats, text = _inputs()
+    labels = torch.tensor([0, 3, 5])
+    out = model(feats, text)
+    kept = "spatial" if ablation != "temporal_only" else "temporal"
+    variant = out if ablation == "no_gating" else {b: (out[b] if b == kept else []) for b in out}
+
+    def grad(o):
+        logits = o[kept][0]
+        return torch.autograd.grad(model.loss(o, labels), logits, retain_graph=True)[0]
+
+    ratio = grad(variant).norm() / grad(out).norm()
+    assert ratio.item() == pytest.approx(Neuron.branch_weight(ablation) / Neuron.branch_weight(""))
+    assert Neuron.branch_weight("") == 0.5
+
+
 @pytest.mark.parametrize("ablation,spatial,temporal", [
     ("spatial_only", 3, 0), ("temporal_only", 0, 3), ("no_compression", 3, 3), ("no_gating", 3, 3),
     ("single_text", 3, 3)])
@@ -148,3 +166,17 @@ def test_head_training_is_deterministic_for_a_seed():
             for seed in (0, 0, 1)]
     assert torch.equal(runs[0]["spatial"], runs[1]["spatial"])
     assert not torch.equal(runs[0]["spatial"], runs[2]["spatial"])
+
+
+def test_fit_head_records_its_loss_curve_and_steps():
+    cfg = NeuronExperimentConfig()
+    cfg.train = SimpleNamespace(**{**vars(cfg.train), "epochs": 3, "batch_size": 10, "milestones": [2]})
+    cfg.neuron.hidden, cfg.neuron.logit_scale = 16, 10.0
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.arange(24) % 4
+    feats = torch.randn(24, C, T, V, generator=gen) + 2.0 * F.one_hot(labels, C).float()[:, :, None, None]
+    text = F.normalize(torch.randn(6, 6, 10, D, generator=gen), dim=-1)
+    model = fit_head(cfg, "devise", "", feats, labels, [0, 1, 2, 3], text, 0)
+    assert model.history["steps"] == 3 * 3  # ceil(24 / 10) batches per epoch
+    assert len(model.history["loss"]) == 3 and all(math.isfinite(v) for v in model.history["loss"])
+    assert model.history["loss"][-1] < model.history["loss"][0]  # a separable toy problem: it learns

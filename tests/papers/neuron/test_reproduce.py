@@ -1,5 +1,5 @@
 """End to end: `reproduce --config smoke` (synthesis, MiniLM text, encoders per split, every
-head) writes the claims, tables and plot; `train` is deterministic for a seed and reuses the
+head) writes schema-2 claims, protocol notes, tables (with the heads' loss curves) and plots; `train` is deterministic for a seed and reuses the
 cached encoder features; `resume=latest` reuses finished runs; bad input exits 2."""
 
 import json
@@ -9,8 +9,10 @@ import pytest
 
 import papers.neuron
 from papers.neuron.__main__ import COMMANDS
+from papers.neuron.claims import HEAD_TITLE
 from papers.neuron.config import NeuronExperimentConfig
 from shared.cli import run_cli
+from shared.results import VERDICTS, validate
 
 PAPER_DIR = Path(papers.neuron.__file__).parent
 
@@ -34,15 +36,35 @@ def test_smoke_reproduce_writes_claims_tables_and_plot(smoke):
     assert set(results["methods"]) == {"neuron", "devise", "smie", "neuron-spatial_only",
                                        "neuron-temporal_only", "neuron-no_compression",
                                        "neuron-no_gating", "neuron-single_text"}
+    validate(results)
     texts = [c["claim"] for c in results["claims"]]
-    assert any("beats devise" in t for t in texts) and any("OR-fusion" in t for t in texts)
-    assert any("test set overstates" in t for t in texts) and sum("hurts" in t for t in texts) == 5
+    assert all(c["verdict"] in VERDICTS for c in results["claims"])
+    notes = [n["note"] for n in results["protocol_notes"]]
+    assert any("beats devise" in t for t in texts) and any("OR-fusion" in t for t in notes)
+    assert any("test set overstates" in t for t in notes) and sum("hurts" in t for t in texts) == 5
+    assert not any("OR-fusion" in t or "test set" in t for t in texts)  # by construction: notes
     zsl, gzsl = results["tables"][0], results["tables"][1]
     assert {row[0] for row in gzsl["rows"]} == {"neuron", "devise", "smie"}
     neuron5 = next(r for r in zsl["rows"] if r[0] == "neuron" and r[1] == 5)
     assert neuron5[3]["mean"] >= neuron5[2]["mean"]  # oracle OR ≥ honest fusion, by construction
-    assert (out / results["plots"][0]).read_bytes()[:4] == b"\x89PNG"
+    assert all((out / p).read_bytes()[:4] == b"\x89PNG" for p in results["plots"])
     assert results["methods"]["neuron"]["ZSL top-1 (5 unseen)"]["n"] == 2
+    assert results["wall_time_s"] > 0
+
+
+def test_smoke_reproduce_records_head_curves_that_the_claims_read(smoke):
+    _, out, results = smoke
+    training = next(t for t in results["tables"] if t["title"] == HEAD_TITLE)
+    assert training["columns"][-1] == "epoch 2"  # smoke: 2 head epochs
+    assert {row[0] for row in training["rows"]} == set(results["methods"])
+    assert any(p.endswith("head_training_loss.png") for p in results["plots"])
+    for claim in results["claims"]:
+        for kind in ("converged", "learned"):
+            measured = [p for p in claim["preconditions"] if p["name"].startswith(kind)]
+            assert len(measured) == 2 and all(isinstance(p["value"], float) for p in measured)
+    # smoke heads at logit scale 0.1 barely move: the learned precondition must say so
+    assert not all(p["ok"] for c in results["claims"] for p in c["preconditions"]
+                   if p["name"].startswith("learned"))
 
 
 def test_resume_latest_reuses_every_finished_head(smoke):
