@@ -325,6 +325,11 @@ def rerender(results: dict, *, commit: str, wall_time_s: float | None = None,
     notes = list(results.get("notes", []))
     if not any(n.startswith("claims re-rendered into schema 2") for n in notes):
         notes.append(RERENDER_NOTE.format(commit=commit[:7], orig=results["git"]["commit"][:7]))
+    added = [t["title"] for t in tables[len(results["tables"]):]]
+    if added:
+        notes.append(f"added at the re-render, derived from the code and configs/{results['config']}.yaml "
+                     f"at {commit[:7]}, not measured by the recorded run: "
+                     + "; ".join(f"the table '{t}'" for t in added))
     if results.get("schema") != 2 and wall_time_s is None:
         raise ValueError("a schema-1 record needs wall_time_s (the recorded wall time)")
     out.update({
@@ -344,7 +349,6 @@ def rerender_dir(out_dir: str | Path, *, wall_time_s: float | None = None,
     vocabulary coverage (about a minute at the small config) and the tuning table are derived
     from the code and the run's config when the record lacks them."""
     from papers.spider import pipeline
-    from shared.runs import git_commit
 
     out_dir = Path(out_dir)
     results = json.loads((out_dir / "results.json").read_text())
@@ -356,9 +360,20 @@ def rerender_dir(out_dir: str | Path, *, wall_time_s: float | None = None,
         if _table(results["tables"], VOCAB_TABLE) is None:
             vocab = pipeline.vocabulary_coverage(cfg, pipeline.tokenizer_for(cfg), tasks)
         tuning = tuning_table(cfg, methods)
-    new = rerender(results, commit=git_commit()["commit"], wall_time_s=wall_time_s,
+    new = rerender(results, commit=code_commit(), wall_time_s=wall_time_s,
                    vocabulary_rows=vocab, tuning=tuning)
     return write_results(out_dir, new)
+
+
+def code_commit() -> str:
+    """The latest commit of the code a re-render runs (this paper and shared/results.py)."""
+    import subprocess
+
+    from shared.runs import REPO_ROOT
+
+    out = subprocess.run(["git", "log", "-1", "--format=%H", "--", "papers/spider", "shared/results.py"],
+                         cwd=REPO_ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+    return out or "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:
