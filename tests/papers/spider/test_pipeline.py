@@ -9,13 +9,14 @@ import pytest
 import torch
 
 import papers.spider
-from papers.spider import pipeline
+from papers.spider import claims, pipeline
 from papers.spider.__main__ import COMMANDS
 from papers.spider.baselines import METHODS
 from papers.spider.config import SpiderConfig
 from papers.spider.finetune import finetune
 from shared.cli import run_cli
 from shared.config import load_config
+from shared.results import VERDICTS, validate
 
 PAPER_DIR = Path(papers.spider.__file__).parent
 
@@ -32,10 +33,22 @@ def smoke(tmp_path_factory):
 def test_smoke_reproduce_writes_every_method_and_claim(smoke):
     _, out, results = smoke
     assert set(results["methods"]) == set(METHODS)
-    assert len(results["tables"]) == 3  # two downstream tasks + the pre-trained model's upstream
+    # two downstream tasks + the pre-trained model's upstream + the three tables the claims read
+    assert len(results["tables"]) == 6
+    assert [t["title"] for t in results["tables"][3:]] == [claims.VOCAB_TABLE, claims.TUNING_TABLE,
+                                                          claims.CURVE_TABLE]
     assert [r[0] for r in results["tables"][0]["rows"]][0] == "pre-trained (no fine-tuning)"
     texts = [c["claim"] for c in results["claims"]]
     assert sum("best harmonic mean" in t for t in texts) == 2
+    validate(results)
+    assert results["schema"] == 2 and len(results["claims"]) == 8
+    assert all(c["verdict"] in VERDICTS for c in results["claims"])
+    curves = results["tables"][5]["rows"]
+    assert {(r[0], r[1]) for r in curves} == {(t, m) for t in ("caption_textured", "mcqa") for m in METHODS}
+    assert all(c["preconditions"] and all(p["value"] != "not recorded" for p in c["preconditions"])
+               for c in results["claims"])
+    # the claims are a function of what results.json holds (the re-render path)
+    assert claims.claims_of(results) == results["claims"]
     assert (out / results["plots"][0]).read_bytes()[:4] == b"\x89PNG"
     assert results["methods"]["spider"]["mcqa H"]["n"] == 2
 
