@@ -196,20 +196,25 @@ def plateaued(name: str, curve: Sequence, tol: float, tail: float = 0.2, detail:
 # Claims and their verdicts
 
 
-def seeds_needed(est: Mapping, direction: int, threshold: float) -> int | None:
+def seeds_needed(est: Mapping, direction: int, threshold: float, limit: int = 10000) -> int | None:
     """Seeds for the interval to clear `threshold` with 80 % power at the observed variance:
-    n = seeds · ((z_{0.975} + z_{0.8}) · se / |estimate − threshold|)², at least seeds + 1.
-    None when there is no variance estimate or the estimate sits on the threshold."""
+    the smallest n > seeds with (t_{0.975, n−1} + t_{0.8, n−1}) · sd / √n ≤ |estimate − threshold|,
+    where sd = se · √seeds is the per-seed spread. None when there is no variance estimate, the
+    estimate sits on the threshold, or more than `limit` seeds would be needed."""
     if est.get("se") is None:
         return None
     distance = abs(direction * est["value"] - threshold)
     if distance == 0 or not math.isfinite(distance):
         return None
-    from scipy.stats import norm
+    from scipy.stats import t
 
-    z = norm.ppf(0.5 + LEVEL / 2) + norm.ppf(POWER)
-    factor = (z * est["se"] / distance) ** 2
-    return max(int(est["seeds"]) + 1, int(math.ceil(est["seeds"] * factor)))
+    sd = est["se"] * math.sqrt(est["seeds"])
+    n = int(est["seeds"]) + 1
+    while n <= limit:
+        if (t.ppf(0.5 + LEVEL / 2, n - 1) + t.ppf(POWER, n - 1)) * sd / math.sqrt(n) <= distance:
+            return n
+        n = n + 1 if n < 100 else int(n * 1.05) + 1
+    return None
 
 
 def _case_verdict(est: Mapping, direction: int, threshold: float) -> tuple[str, str, int | None]:

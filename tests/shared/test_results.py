@@ -137,8 +137,9 @@ def test_wide_intervals_are_inconclusive_with_a_seeds_needed_figure():
 
 def test_seeds_needed_follows_the_normal_power_formula():
     est = {"value": 0.3, "se": 0.1, "seeds": 4, "lo": 0.0, "hi": 0.6, "n": 4}
-    # n = 4 · ((1.959964 + 0.841621) · 0.1 / 0.2)² = 7.85 → 8
-    assert seeds_needed(est, +1, 0.1) == 8
+    # sd = 0.2; smallest n with (t_.975,n-1 + t_.8,n-1) · 0.2/√n ≤ 0.2: n = 9 gives
+    # (2.306 + 0.889)/3 = 1.065 > 1, n = 10 gives (2.262 + 0.883)/3.162 = 0.995
+    assert seeds_needed(est, +1, 0.1) == 10
     assert seeds_needed({**est, "value": 0.1}, +1, 0.1) is None  # sits on the threshold
     assert seeds_needed({**est, "se": None}, +1, 0.1) is None
 
