@@ -419,9 +419,9 @@ def render_markdown(results: dict, plot_prefix: str = "") -> str:
     checks = [(i + 1, p) for i, c in enumerate(results["claims"]) for p in c["preconditions"]]
     if checks:
         out += ["", "### Preconditions", ""]
-        out += _table(["Claim", "Precondition", "Measured", "Needs", "Met"], [
-            [i, p["name"], p["value"], p["requirement"], "yes" if p["ok"] else "**no**"]
-            for i, p in checks])
+        out += _table(["Claim", "Precondition", "Measured", "Needs", "Met", "Detail"], [
+            [i, p["name"], p["value"], p["requirement"], "yes" if p["ok"] else "**no**",
+             p.get("detail", "")] for i, p in checks])
     tests = [(i + 1, c) for i, c in enumerate(results["claims"])]
     out += ["", "### Tests", ""]
     out += _table(["Claim", "Metric", "Direction, smallest effect", "Case", "Test", "n",
