@@ -1,4 +1,5 @@
-"""Tables, claims and plots of a reproduce run, from the per-run summaries.
+"""Tables and plots of a reproduce run, from the per-run summaries (the claims are in
+`papers.sdpo.claims`, computed from the tables and metrics written here).
 
 The main table is the authors' figure read as numbers: the reward at 1/2/4/8 sampling steps
 of the base model and of every method after training (final evaluation, never the best).
@@ -10,18 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
+from papers.sdpo import claims
+from papers.sdpo.claims import BASELINES, PAPER
 from papers.sdpo.config import SDPOExperimentConfig
-from shared.results import claim, fmt, line_plot, significantly_lower, summarize
-
-# Aesthetic score on SD-Turbo after ~30k samples, read off the authors' curves (brief).
-PAPER = {
-    "base": {1: 6.1, 2: 6.0, 4: 5.9, 8: 5.75},
-    "sdpo": {1: 7.4, 2: 7.95, 4: 8.05, 8: 8.2},
-    "ddpo": {1: 6.5, 2: 6.8, 4: 6.9, 8: 7.0},
-    "rebel": {1: 6.45, 2: 6.45, 4: 6.5, 8: 6.45},
-    "d3po": {1: 6.1, 2: 6.25, 4: 6.2, 8: 6.15},
-}
-BASELINES = ("ddpo", "d3po", "rebel")
+from shared.results import fmt, line_plot, summarize
 
 
 def by_name(summaries: list[dict]) -> dict[str, list[dict]]:
@@ -62,65 +55,20 @@ def step_table(cfg: SDPOExperimentConfig, metrics: dict, names: list[str], title
     return {"title": title, "columns": columns, "rows": rows}
 
 
-def paired(a: list[dict], b: list[dict]) -> tuple[list[dict], list[dict]]:
-    """The runs of a and b on the seeds both have (ablations may use fewer seeds)."""
-    common = sorted({r["seed"] for r in a} & {r["seed"] for r in b})
-    return ([r for r in a if r["seed"] in common], [r for r in b if r["seed"] in common])
-
-
 def _gains(runs: list[dict], n: int) -> list[float]:
     return [r[f"gain_{n}"] for r in runs]
 
 
-def _improves(runs: list[dict], n: int) -> bool:
-    """Paired over seeds: the gain over the (common) base model is > 0 by 2 SE."""
-    gains = _gains(runs, n)
-    return significantly_lower([0.0] * len(gains), gains)
-
-
-def claims(cfg: SDPOExperimentConfig, groups: dict[str, list[dict]]) -> list[dict]:
-    steps = cfg.eval.steps
-    out = []
-    sdpo = groups.get("sdpo")
-    if sdpo:
-        improved = [n for n in steps if _improves(sdpo, n)]
-        gains = ", ".join(f"{n}: {np.mean(_gains(sdpo, n)):+.3g}" for n in steps)
-        out.append(claim("SDPO improves the reward at every step count (step generalization)",
-                         "+1.3 / +1.95 / +2.15 / +2.45 at 1/2/4/8 steps",
-                         f"gain at {gains}", len(improved) == len(steps),
-                         f"significant (2 SE over seeds) at {improved or 'none'}"))
-        for base in BASELINES:
-            if base not in groups:
-                continue
-            other, ours = paired(groups[base], sdpo)
-            wins = [n for n in steps
-                    if significantly_lower([r[f"final_{n}"] for r in other], [r[f"final_{n}"] for r in ours])]
-            diffs = ", ".join(
-                f"{n}: {np.mean([a[f'final_{n}'] - b[f'final_{n}'] for a, b in zip(ours, other, strict=True)]):+.3g}"
-                for n in steps)
-            out.append(claim(f"SDPO beats {base.upper()} at every step count",
-                             f"SDPO − {base.upper()} > 0 at 1/2/4/8 steps", f"SDPO − {base.upper()}: {diffs}",
-                             len(wins) == len(steps), f"significant at {wins or 'none'}"))
-    for base in BASELINES:
-        runs = groups.get(base)
-        if not runs or len(steps) < 2:
-            continue
-        g1 = np.mean(_gains(runs, steps[0]))
-        others = {n: np.mean(_gains(runs, n)) for n in steps[1:]}
-        out.append(claim(f"{base.upper()} improves least at {steps[0]} step",
-                         "trajectory-level methods gain least at 1 step",
-                         f"gain {g1:+.3g} at {steps[0]} vs " + ", ".join(f"{v:+.3g} at {n}" for n, v in others.items()),
-                         bool(g1 <= min(others.values()))))
-    if sdpo and "sdpo-sparse" in groups:
-        n = steps[0]
-        sparse, dense = paired(groups["sdpo-sparse"], sdpo)
-        holds = significantly_lower([r[f"final_{n}"] for r in sparse], [r[f"final_{n}"] for r in dense])
-        out.append(claim(f"Dense rewards beat the sparse final reward at {n} step",
-                         "the motivation of SDPO's dense reward",
-                         f"{np.mean([r[f'final_{n}'] for r in dense]):.4g} vs "
-                         f"{np.mean([r[f'final_{n}'] for r in sparse]):.4g} "
-                         f"(seeds {[r['seed'] for r in sparse]})", holds))
-    return out
+def curves(cfg: SDPOExperimentConfig, groups: dict[str, list[dict]]) -> dict:
+    """The claims' convergence table: each run name's held-out reward curve (mean over its
+    seeds) at every step count, against trajectories sampled."""
+    out = {}
+    for name, runs in groups.items():
+        points = [r["curve"] for r in runs]
+        x = [p["samples"] for p in points[0]]
+        out[name] = {n: (x, np.mean([[p[str(n)] for p in c] for c in points], axis=0).tolist())
+                     for n in cfg.eval.steps}
+    return claims.curves_table(out)
 
 
 def plots(cfg: SDPOExperimentConfig, groups: dict[str, list[dict]], out_dir: Path) -> list[str]:

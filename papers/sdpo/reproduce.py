@@ -13,11 +13,11 @@ from pathlib import Path
 
 import torch
 
-from papers.sdpo import report
+from papers.sdpo import claims, report
 from papers.sdpo.config import SDPOExperimentConfig
 from papers.sdpo.train import load_backbone, run_name, train
 from shared.cli import Context
-from shared.results import build_results, write_results
+from shared.results import build_results, summary_line, write_results
 from shared.runs import new_reproduce_dir, run_jobs
 
 TITLE = "SDPO: Aligning Few-Step Diffusion Models with Dense Reward Difference Learning"
@@ -75,6 +75,8 @@ def reproduce(cfg: SDPOExperimentConfig, ctx: Context) -> Path:
                                 with_paper=True)]
     if cfg.train.ablations:
         tables.append(report.step_table(cfg, metrics, ["base", *ablations], "SDPO ablations", with_paper=False))
+    tables += [claims.settings_table(cfg, ctx.config_name), report.curves(cfg, groups)]
+    found, tables = claims.with_claims(metrics, tables, cfg.seeds)
     plots = report.plots(cfg, groups, out) + copy_grids(groups, out)
     notes = [
         f"reward: {cfg.reward.name}; policy: {cfg.policy.model} "
@@ -87,9 +89,9 @@ def reproduce(cfg: SDPOExperimentConfig, ctx: Context) -> Path:
         "identical for every method, seed and evaluation; final evaluation, never the best.",
     ]
     results = build_results(paper=ctx.slug, title=TITLE, config=ctx.config_name, seeds=cfg.seeds,
-                            methods=metrics, claims=report.claims(cfg, groups), tables=tables,
+                            methods=metrics, claims=found, protocol_notes=[], tables=tables,
                             plots=plots, notes=notes)
-    path = write_results(out, results)
+    write_results(out, results, announce=False)
     print((out / "RESULTS.md").read_text())
-    print(f"results: {path}")
+    print(summary_line(results, out / "results.json"), flush=True)
     return out

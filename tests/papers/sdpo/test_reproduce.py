@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 import papers.sdpo
+from papers.sdpo import claims as sdpo_claims
 from papers.sdpo.__main__ import COMMANDS
 from papers.sdpo.config import SDPOExperimentConfig
 from shared.cli import run_cli
+from shared.results import VERDICTS
 
 PAPER_DIR = Path(papers.sdpo.__file__).parent
 REPO = PAPER_DIR.parents[1]
@@ -35,7 +37,7 @@ def first_run(tmp_path_factory):
 def test_smoke_reproduce_reports_rewards_by_steps_for_base_and_every_method(first_run):
     _, _, out, results = first_run
     assert (out / "RESULTS.md").read_text().startswith("# SDPO")
-    main, ablations = results["tables"]
+    main, ablations = results["tables"][:2]
     assert [row[0] for row in main["rows"]] == ["base", "sdpo", "ddpo", "d3po", "rebel"]
     assert main["columns"][1:5] == ["1 step", "2 steps", "4 steps", "8 steps"]
     assert [row[0] for row in ablations["rows"]] == [
@@ -54,6 +56,20 @@ def test_smoke_reproduce_reports_rewards_by_steps_for_base_and_every_method(firs
     assert sum("SDPO beats" in c for c in claims) == 3
     (dense,) = [c for c in results["claims"] if c["claim"].startswith("Dense rewards")]
     assert dense["ours"].endswith("(seeds [0])")  # ablations (1 seed) are paired with SDPO's seed 0
+    assert results["schema"] == 2 and all(c["verdict"] in VERDICTS for c in results["claims"])
+    # a fresh run records what the preconditions read: curves, settings, and the power table
+    titles = [t["title"] for t in results["tables"]]
+    assert titles[2:] == [sdpo_claims.SETTINGS_TABLE, sdpo_claims.CURVES_TABLE, sdpo_claims.POWER_TABLE]
+    curves = sdpo_claims.table(results["tables"], sdpo_claims.CURVES_TABLE)
+    assert {(r[0], r[1]) for r in curves["rows"]} == {(name, n) for name in results["methods"] if name != "base"
+                                                        for n in (1, 2, 4, 8)}
+    for c in results["claims"]:
+        for p in c["preconditions"]:
+            assert p["value"] != "not recorded", (c["claim"], p["name"])
+    # the curve starts at the base model and ends at the final evaluation
+    (sdpo_curve,) = [r for r in curves["rows"] if r[:2] == ["sdpo", 1]]
+    assert sdpo_curve[3][0] == pytest.approx(results["methods"]["base"]["reward_1"]["mean"], abs=1e-4)
+    assert sdpo_curve[3][-1] == pytest.approx(results["methods"]["sdpo"]["reward_1"]["mean"], abs=1e-4)
     for plot in results["plots"]:
         assert (out / plot).read_bytes()[:4] == b"\x89PNG"
     assert {"grid_base.png", "grid_sdpo.png", "gain_vs_steps.png", "reward_vs_samples_1step.png"} <= set(results["plots"])
