@@ -273,6 +273,16 @@ def paper_claims(methods: Mapping, tables: Sequence[Mapping], seeds: Sequence[in
     return out
 
 
+def _needed(case: Mapping) -> int | str:
+    if case["seeds_needed"]:
+        return case["seeds_needed"]
+    if case["verdict"] != "inconclusive":
+        return "-"
+    if case.get("se") is None:
+        return "no variance estimate"
+    return "> 10000 (the estimate is at the threshold)"
+
+
 def power_table(claims: Sequence[Mapping]) -> dict:
     """Per claim and case: the interval, the smallest effect, the case's own verdict and the
     seeds that would resolve it at the observed variance (preconditions aside)."""
@@ -280,7 +290,7 @@ def power_table(claims: Sequence[Mapping]) -> dict:
              ("> " if c["direction"] == "greater" else "< ")
              + fmt(c["min_effect"] if c["direction"] == "greater" else -c["min_effect"]),
              case["verdict"],
-             case["seeds_needed"] if case["seeds_needed"] else "-"]
+             _needed(case)]
             for i, c in enumerate(claims) for label, case in c["cases"].items()]
     return {"title": POWER_TABLE,
             "columns": ["Claim", "Case", "Estimate [95 % interval]", "Beyond (smallest effect)",

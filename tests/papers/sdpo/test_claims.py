@@ -171,6 +171,11 @@ def test_underpowered_claims_give_seeds_needed_and_the_power_table_lists_every_c
     power = claims.table(out_tables, claims.POWER_TABLE)
     assert len(power["rows"]) == sum(len(c["cases"]) for c in found)
     assert power["rows"][3][1] == "8 steps" and power["rows"][3][-1] == first["seeds_needed"]
+    # one seed in common gives no interval and says so
+    methods["sdpo-sparse"] = {k: summarize(v["values"][:1]) for k, v in methods["sdpo-sparse"].items()}
+    found, out_tables = claims.with_claims(methods, tables, seeds)
+    assert found[-1]["verdict"] == "inconclusive" and found[-1]["ours"].endswith("(seeds [0])")
+    assert claims.table(out_tables, claims.POWER_TABLE)["rows"][-1][-1] == "no variance estimate"
     # re-computing replaces the power table rather than adding a second one
     _, again = claims.with_claims(methods, out_tables, seeds)
     assert [t["title"] for t in again] == [t["title"] for t in out_tables]
