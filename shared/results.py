@@ -259,22 +259,23 @@ def make_claim(
         out_cases[label] = {**est, "verdict": verdict, "reason": reason, "seeds_needed": need}
         needs.append(need)
     failed = [p for p in preconditions if not p["ok"]]
-    labels = {k: v for k, v in out_cases.items()}
+    labels = dict(out_cases)
+    unresolved = [(k, c) for k, c in labels.items() if c["verdict"] == "inconclusive"]
+    known = [c["seeds_needed"] for _, c in unresolved if c["seeds_needed"]]
+    # seeds the test itself would need at the observed variance (also shown when a
+    # precondition failed: meeting the precondition alone may not be enough)
+    need = max(known) if unresolved and len(known) == len(unresolved) else None
     if failed:
         verdict = "inconclusive"
         reason = "; ".join(f"precondition failed: {p['name']} ({fmt(p['value'])}, needs "
                            f"{p['requirement']})" for p in failed)
-        need = None
     elif any(c["verdict"] == "fails" for c in labels.values()):
         verdict, reason, need = "fails", "", None
     elif all(c["verdict"] == "holds" for c in labels.values()):
         verdict, reason, need = "holds", "", None
     else:
-        unresolved = [(k, c) for k, c in labels.items() if c["verdict"] == "inconclusive"]
         verdict = "inconclusive"
         reason = "; ".join(f"{k}: {c['reason']}" if k else c["reason"] for k, c in unresolved)
-        known = [c["seeds_needed"] for _, c in unresolved if c["seeds_needed"]]
-        need = max(known) if len(known) == len(unresolved) else None
     if ours is None:
         ours = "; ".join(f"{k}: {interval_text(c)}" if k else interval_text(c)
                          for k, c in out_cases.items())
@@ -413,7 +414,8 @@ def render_markdown(results: dict, plot_prefix: str = "") -> str:
     out += _table(["#", "Claim", "Paper / theory", "Ours: estimate [95 % interval]", "Verdict",
                    "Why inconclusive"], [
         [i + 1, c["claim"], c["paper"], c["ours"], verdict_mark(c["verdict"]),
-         c["reason"] + (f" (seeds needed: {c['seeds_needed']})" if c["seeds_needed"] else "")]
+         c["reason"] + (f" (seeds the test needs at the observed variance: {c['seeds_needed']})"
+                        if c["seeds_needed"] and c["verdict"] == "inconclusive" else "")]
         for i, c in enumerate(results["claims"])
     ])
     checks = [(i + 1, p) for i, c in enumerate(results["claims"]) for p in c["preconditions"]]
@@ -424,10 +426,10 @@ def render_markdown(results: dict, plot_prefix: str = "") -> str:
              p.get("detail", "")] for i, p in checks])
     tests = [(i + 1, c) for i, c in enumerate(results["claims"])]
     out += ["", "### Tests", ""]
-    out += _table(["Claim", "Metric", "Direction, smallest effect", "Case", "Test", "n",
-                   "Estimate [95 % interval]", "Case verdict"], [
-        [i, c["metric"], f"{c['direction']} than {fmt(c['min_effect'])}", label or "-",
-         case["kind"], case["n"], interval_text(case), case["verdict"]]
+    out += _table(["Claim", "Metric", "Paper's direction: estimate ...", "Case", "Test", "n",
+                   "Estimate [95 % interval]", "Case verdict", "Seeds needed"], [
+        [i, c["metric"], _threshold_text(c), label or "-", case["kind"], case["n"],
+         interval_text(case), case["verdict"], case.get("seeds_needed") or "-"]
         for i, c in tests for label, case in c["cases"].items()])
     if results["protocol_notes"]:
         out += ["", "## Protocol notes", "",
@@ -449,6 +451,12 @@ def render_markdown(results: dict, plot_prefix: str = "") -> str:
         out += ["", "## Plots", ""]
         out += [f"![{Path(p).stem}]({plot_prefix}{p})" for p in results["plots"]]
     return "\n".join(out) + "\n"
+
+
+def _threshold_text(claim: Mapping) -> str:
+    """The decision threshold in the estimate's own sign: "> 0.2", "< −0.2"."""
+    sign = 1 if claim["direction"] == "greater" else -1
+    return f"{'>' if sign > 0 else '<'} {fmt(sign * claim['min_effect'])}"
 
 
 def summary_line(results: Mapping, path: str | Path) -> str:
