@@ -9,15 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image, ImageDraw
 
 from papers.sdpo.config import SDPOExperimentConfig
 from papers.sdpo.ddim import sample_trajectories
+from shared.t2i.grid import save_grid
 from shared.tracking import read_metrics
-
-SCALE = 4  # grid pixels per image pixel at 16×16
 
 
 def key(steps: int) -> str:
@@ -81,24 +78,6 @@ class Evaluator:
         summary["curve"] = [{"samples": int(r.get("samples", 0)),
                              **{str(s): r[key(s)] for s in self.cfg.eval.steps}} for r in records]
         return summary
-
-
-def save_grid(rows: list[torch.Tensor], labels: list[str], path: Path, scale: int = SCALE) -> Path:
-    """A PNG with one row per tensor (N, 3, H, W) in [0, 1], each row labelled on the left."""
-    label_width, pad = 56, 2
-    n, _, h, w = rows[0].shape
-    cell_h, cell_w = h * scale + pad, w * scale + pad
-    canvas = Image.new("RGB", (label_width + n * cell_w, len(rows) * cell_h), "white")
-    draw = ImageDraw.Draw(canvas)
-    for r, (images, label) in enumerate(zip(rows, labels, strict=True)):
-        draw.text((2, r * cell_h + cell_h // 2 - 5), label, fill="black")
-        pixels = (images.clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
-        for c, img in enumerate(pixels):
-            tile = Image.fromarray(img).resize((w * scale, h * scale), Image.NEAREST)
-            canvas.paste(tile, (label_width + c * cell_w, r * cell_h))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path)
-    return path
 
 
 def evaluate_run(cfg: SDPOExperimentConfig, ctx) -> dict:

@@ -1,9 +1,9 @@
-"""What the RL code needs from a text-to-image diffusion model (`Backbone`), and how the
-policy's trainable weights are chosen (LoRA through peft's `unet.add_adapter`, or all UNet
-weights).
+"""The RL policy: how its trainable weights are chosen (LoRA through peft's
+`unet.add_adapter`, or all UNet weights) and its frozen reference (D3PO).
 
-Two backbones implement the contract: the tiny pixel-space model of `base.py` (SD-Turbo's
-role at small scale) and a local Stable-Diffusion-style pipeline in `sd.py` (paper scale).
+The policy wraps a `shared.t2i.backbone.Backbone` (UNet, prompt encoder, DDIM scheduler,
+decoder): the tiny pixel-space model of `base.py` (SD-Turbo's role at small scale) or a local
+Stable-Diffusion-style pipeline (`shared.t2i.sd`, paper scale).
 """
 
 from __future__ import annotations
@@ -13,34 +13,10 @@ import copy
 from collections.abc import Iterator
 
 import torch
-from diffusers import DDIMScheduler, UNet2DConditionModel
 from torch import nn
 
 from papers.sdpo.config import PolicyConfig
-
-
-class Backbone(nn.Module):
-    """A UNet denoiser over latents, a frozen prompt encoder and a frozen latent decoder.
-
-    Subclasses set `unet`, `scheduler` (a DDIMScheduler with trailing spacing) and
-    `latent_shape` (C, H, W), and implement `encode_prompts` and `decode`.
-    """
-
-    unet: UNet2DConditionModel
-    scheduler: DDIMScheduler
-    latent_shape: tuple[int, int, int]
-
-    def encode_prompts(self, prompts: list[str]) -> torch.Tensor:
-        """(B, L, D) encoder hidden states for the UNet's cross-attention (no gradient)."""
-        raise NotImplementedError
-
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) images in [0, 1] from (B, *latent_shape) latents (no gradient)."""
-        raise NotImplementedError
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.unet.parameters()).device
+from shared.t2i.backbone import Backbone
 
 
 class Policy:

@@ -9,7 +9,7 @@ Offline rewards (no weights needed):
 - "aesthetic": the stand-in for the LAION aesthetic predictor, a small frozen CNN regressor
   of the hand-written target `aesthetic_score` (0-10, below).
 
-Both scorers are trained once on procedural renders of `data.py` scenes, varied the way a
+Both scorers are trained once on procedural renders of `shared.t2i.scenes` scenes, varied the way a
 generator's samples vary (continuous scale and shift of the object, jittered object and
 background colours, Gaussian blur, Gaussian noise), and cached under `<data_dir>/sdpo-rewards/<kind>-<key>/` as a checksummed checkpoint.
 
@@ -21,7 +21,7 @@ std s_b pixels and additive noise of std s_n, is
           + 0.25 * clip(1 - d / 0.20, 0, 1)) - 20 * s_n - 2 * s_b,   clipped to [0, 10]:
 
 contrast, a large object, and a centred one are "beautiful"; noise and blur are not. Clean
-renders of `data.py` scenes score 1.6-9.6 (mean 4.7); the best scene of an RL prompt 7.7-9.6,
+renders of those scenes score 1.6-9.6 (mean 4.7); the best scene of an RL prompt 7.7-9.6,
 so a policy can raise the score by choosing size, position and background and by sharpening.
 The scorer's output is not clipped (blank or pure-noise images score about 0).
 
@@ -45,12 +45,12 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from papers.sdpo import data
 from papers.sdpo.config import RewardConfig, SDPOExperimentConfig
 from shared import UserError
 from shared.cache import cache_key
 from shared.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
 from shared.runs import package_versions
+from shared.t2i import scenes as shapes
 from shared.tracking import progress
 
 JPEG_QUALITY = 95
@@ -59,7 +59,7 @@ SCORER_VERSION = 1  # part of the cache key: bump when the scorer network or the
 # The aesthetic target (module docstring); changing any constant changes the cache key.
 CONTRAST_WEIGHT, SIZE_WEIGHT, CENTRE_WEIGHT = 0.45, 0.30, 0.25
 SIZE_RANGE = (0.12, 0.32)  # half-extent scoring 0 .. 1
-CENTRE_RADIUS = 0.20  # distance from the centre scoring 0 (data's off-centre positions)
+CENTRE_RADIUS = 0.20  # distance from the centre scoring 0 (the scenes' off-centre positions)
 NOISE_PENALTY, BLUR_PENALTY = 20.0, 2.0  # points per unit of noise std / blur std (pixels)
 # How training renders vary: each factor is applied to half of the renders, uniformly in range.
 SCALE_RANGE = (0.75, 1.25)  # object scale about its centre
@@ -73,8 +73,8 @@ TARGET_SPEC = dict(
     centre_radius=CENTRE_RADIUS, penalties=(NOISE_PENALTY, BLUR_PENALTY), scale=SCALE_RANGE,
     shift=MAX_SHIFT, noise=MAX_NOISE, blur=MAX_BLUR, jitter=(COLOUR_JITTER, BACKGROUND_JITTER),
 )
-COLOURS, SHAPES = list(data.COLOURS), list(data.SHAPES)
-SIZES, POSITIONS, BACKGROUNDS = list(data.SIZES), list(data.POSITIONS), list(data.BACKGROUNDS)
+COLOURS, SHAPES = list(shapes.COLOURS), list(shapes.SHAPES)
+SIZES, POSITIONS, BACKGROUNDS = list(shapes.SIZES), list(shapes.POSITIONS), list(shapes.BACKGROUNDS)
 
 
 class Reward:
@@ -143,31 +143,31 @@ def colour_contrast(colour, background) -> float:
     return float(np.linalg.norm(np.subtract(colour, background)) / math.sqrt(3))
 
 
-def aesthetic_target(scene: data.Scene, scale: float = 1.0, shift: tuple[float, float] = (0.0, 0.0),
+def aesthetic_target(scene: shapes.Scene, scale: float = 1.0, shift: tuple[float, float] = (0.0, 0.0),
                      noise: float = 0.0, blur: float = 0.0, rgb: tuple | None = None) -> float:
     """The target of a scene whose object is scaled by `scale` and moved by `shift`
     (fractions of the side), blurred (std in pixels) and noised (std); `rgb` = (object,
     background) RGB when they differ from the scene's named colours."""
-    cx, cy = data.POSITIONS[scene.position]
+    cx, cy = shapes.POSITIONS[scene.position]
     offset = math.hypot(cx + shift[0] - 0.5, cy + shift[1] - 0.5)
-    fg, bg = rgb or (data.COLOURS[scene.colour], data.BACKGROUNDS[scene.background])
-    factors = [colour_contrast(fg, bg), data.SIZES[scene.size] * scale,
+    fg, bg = rgb or (shapes.COLOURS[scene.colour], shapes.BACKGROUNDS[scene.background])
+    factors = [colour_contrast(fg, bg), shapes.SIZES[scene.size] * scale,
                offset, noise, blur]
     return float(aesthetic_score(*(torch.tensor(f, dtype=torch.float64) for f in factors)))
 
 
 @functools.lru_cache(maxsize=4)
 def _coverages(size: int) -> torch.Tensor:
-    """(shapes, sizes, positions, size, size) object coverage of `data.render`'s scenes."""
+    """(shapes, sizes, positions, size, size) object coverage of `shapes.render`'s scenes."""
     return torch.from_numpy(np.stack([
-        data.coverage(data.Scene(shape, COLOURS[0], s, pos, BACKGROUNDS[0]), size)
+        shapes.coverage(shapes.Scene(shape, COLOURS[0], s, pos, BACKGROUNDS[0]), size)
         for shape in SHAPES for s in SIZES for pos in POSITIONS
     ])).reshape(len(SHAPES), len(SIZES), len(POSITIONS), size, size)
 
 
 def _object_colours(background: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """A colour index per background, uniform over the colours not named like it (as
-    `data.sample_scene`)."""
+    `shapes.sample_scene`)."""
     allowed = [[i for i, c in enumerate(COLOURS) if c != b] for b in BACKGROUNDS]
     counts = torch.tensor([len(a) for a in allowed])[background]
     table = torch.tensor([a + [a[0]] * (len(COLOURS) - len(a)) for a in allowed])
@@ -212,7 +212,7 @@ def synth_batch(n: int, size: int, gen: torch.Generator) -> dict[str, torch.Tens
     shift = (torch.rand(n, 2, generator=gen) * 2 - 1) * MAX_SHIFT * jitter[:, None]
     noise, blur = _half(n, 0.0, MAX_NOISE, gen, 0.0), _half(n, 0.0, MAX_BLUR, gen, 0.0)
 
-    centre = torch.tensor([data.POSITIONS[p] for p in POSITIONS], dtype=torch.float32)[pos]
+    centre = torch.tensor([shapes.POSITIONS[p] for p in POSITIONS], dtype=torch.float32)[pos]
     # affine_grid maps output to input coordinates (in [-1, 1]): the object centred at c in the
     # render appears at c + shift, scaled by `scale`.
     c, moved = 2 * centre - 1, 2 * (centre + shift) - 1
@@ -221,17 +221,17 @@ def synth_batch(n: int, size: int, gen: torch.Generator) -> dict[str, torch.Tens
     theta[:, :, 2] = c - moved / scale[:, None]
     coverage = _coverages(size)[shape, size_i, pos][:, None]
     grid = F.affine_grid(theta, list(coverage.shape), align_corners=False)
-    alpha = F.grid_sample(coverage, grid, align_corners=False)  # unwarped: exactly data.render
+    alpha = F.grid_sample(coverage, grid, align_corners=False)  # unwarped: exactly shapes.render
 
-    fg = torch.tensor([data.COLOURS[k] for k in COLOURS], dtype=torch.float32)[colour]
-    bg = torch.tensor([data.BACKGROUNDS[k] for k in BACKGROUNDS], dtype=torch.float32)[background]
+    fg = torch.tensor([shapes.COLOURS[k] for k in COLOURS], dtype=torch.float32)[colour]
+    bg = torch.tensor([shapes.BACKGROUNDS[k] for k in BACKGROUNDS], dtype=torch.float32)[background]
     fg = (fg + _rgb_jitter(n, COLOUR_JITTER, gen)).clamp(0, 1)
     bg = (bg + _rgb_jitter(n, BACKGROUND_JITTER, gen)).clamp(0, 1)
     images = bg[:, :, None, None] + alpha * (fg - bg)[:, :, None, None]
     images = _gaussian_blur(images, blur)
     images = (images + noise[:, None, None, None] * torch.randn(images.shape, generator=gen)).clamp(0, 1)
 
-    radius = torch.tensor([data.SIZES[s] for s in SIZES])[size_i] * scale
+    radius = torch.tensor([shapes.SIZES[s] for s in SIZES])[size_i] * scale
     contrast = (fg - bg).norm(dim=1) / math.sqrt(3)
     target = aesthetic_score(contrast, radius, (centre + shift - 0.5).norm(dim=1), noise, blur)
     return {"images": images, "target": target, "colour": colour, "shape": shape, "size": size_i,
@@ -287,11 +287,11 @@ def scorer_loss(kind: str, out: torch.Tensor, batch: dict[str, torch.Tensor]) ->
             + F.cross_entropy(out[:, len(COLOURS):], batch["shape"]))
 
 
-def clean_renders(size: int) -> tuple[list[data.Scene], torch.Tensor]:
-    """Every scene `data.sample_scene` can draw, rendered by `data.render`."""
-    scenes = [data.Scene(sh, c, s, p, b) for sh in SHAPES for c in COLOURS for s in SIZES
+def clean_renders(size: int) -> tuple[list[shapes.Scene], torch.Tensor]:
+    """Every scene `shapes.sample_scene` can draw, rendered by `shapes.render`."""
+    scenes = [shapes.Scene(sh, c, s, p, b) for sh in SHAPES for c in COLOURS for s in SIZES
               for p in POSITIONS for b in BACKGROUNDS if c != b]
-    images = torch.from_numpy(np.stack([data.render(s, size) for s in scenes])).permute(0, 3, 1, 2)
+    images = torch.from_numpy(np.stack([shapes.render(s, size) for s in scenes])).permute(0, 3, 1, 2)
     return scenes, images.contiguous()
 
 
@@ -360,8 +360,8 @@ def scorer_dir(cfg: SDPOExperimentConfig, kind: str) -> Path:
     key = cache_key(
         kind=kind, version=SCORER_VERSION, image_size=cfg.data.image_size, target=TARGET_SPEC,
         scorer={k: v for k, v in asdict(rc).items() if k.startswith("scorer_") and k != "scorer_threads"},
-        scenes=[data.COLOURS, data.SHAPES, data.SIZES, data.POSITIONS, data.BACKGROUNDS,
-                data.SUPERSAMPLE],
+        scenes=[shapes.COLOURS, shapes.SHAPES, shapes.SIZES, shapes.POSITIONS, shapes.BACKGROUNDS,
+                shapes.SUPERSAMPLE],
         versions=package_versions(("torch", "numpy"), with_python=False),
     )
     return Path(cfg.data_dir) / "sdpo-rewards" / f"{kind}-{key}"
@@ -426,7 +426,7 @@ class MatchReward(Reward):
 
 def match_score(p_colour: torch.Tensor, p_shape: torch.Tensor, prompts: list[str]) -> torch.Tensor:
     """p(colour named) + p(shape named) per image; an attribute not named counts 1."""
-    wanted = [data.parse_prompt(p) for p in prompts]
+    wanted = [shapes.parse_prompt(p) for p in prompts]
     total = torch.zeros(len(prompts), device=p_colour.device)
     for probs, key, names in ((p_colour, "colour", COLOURS), (p_shape, "shape", SHAPES)):
         index = torch.tensor([names.index(w[key]) if w[key] else 0 for w in wanted], device=probs.device)

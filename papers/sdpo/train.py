@@ -27,7 +27,7 @@ from papers.sdpo.baselines import (
 )
 from papers.sdpo.config import SDPOExperimentConfig
 from papers.sdpo.ddim import ddim_step
-from papers.sdpo.model import Backbone, Policy
+from papers.sdpo.model import Policy
 from papers.sdpo.rollout import EpochSamples, collect
 from papers.sdpo.sdpo import StepPromptStatTracker, sdpo_loss, step_weights
 from shared import UserError
@@ -44,6 +44,7 @@ from shared.runs import (
     write_run_info,
 )
 from shared.seeding import rng_state, seed_everything, set_rng_state
+from shared.t2i.backbone import Backbone
 from shared.tracking import Tracker, progress
 
 ABLATION_CHANGES = {
@@ -76,8 +77,8 @@ def variant(cfg: SDPOExperimentConfig, ablation: str) -> SDPOExperimentConfig:
 
 def load_backbone(cfg: SDPOExperimentConfig, device: torch.device) -> Backbone:
     if cfg.policy.model == "stable-diffusion":
-        from papers.sdpo.sd import load_stable_diffusion
         from shared.device import resolve_dtype
+        from shared.t2i.sd import load_stable_diffusion
 
         frozen = resolve_dtype(cfg.precision, device) if cfg.precision != "no" else torch.float32
         return load_stable_diffusion(cfg.policy.path, device, frozen)

@@ -10,10 +10,10 @@ import torch
 import papers.sdpo
 from papers.sdpo.config import SDPOExperimentConfig
 from papers.sdpo.prompts import ANIMALS, prompt_set
-from papers.sdpo.sd import write_tiny_sd
 from papers.sdpo.train import Trainer
 from shared import UserError
 from shared.config import load_config
+from shared.t2i.sd import write_tiny_sd
 
 PAPER_DIR = Path(papers.sdpo.__file__).parent
 

@@ -8,9 +8,10 @@ import shutil
 import pytest
 import torch
 
-from papers.sdpo import data, reward_models, rewards
+from papers.sdpo import reward_models, rewards
 from papers.sdpo.config import SDPOExperimentConfig
 from shared import UserError
+from shared.t2i import scenes
 
 TINY_SCORER = ["reward.scorer_steps=40", "reward.scorer_pool=512", "reward.scorer_batch=32"]
 
@@ -26,8 +27,8 @@ def reward_cfg(tmp_path, *overrides: str) -> SDPOExperimentConfig:
     return cfg
 
 
-def scene_image(scene: data.Scene, size: int = 16) -> torch.Tensor:
-    return torch.from_numpy(data.render(scene, size)).permute(2, 0, 1)
+def scene_image(scene: scenes.Scene, size: int = 16) -> torch.Tensor:
+    return torch.from_numpy(scenes.render(scene, size)).permute(2, 0, 1)
 
 
 # ---- JPEG ----
@@ -60,21 +61,21 @@ def test_reward_chunks_agree_with_one_batch(tmp_path):
 
 @pytest.mark.parametrize("scene, kwargs, expected", [
     # contrast 1, size (0.29 - 0.12) / 0.2 = 0.85, centred: 10 (0.45 + 0.3 * 0.85 + 0.25)
-    (data.Scene("circle", "white", "large", "centre", "black"), {}, 9.55),
+    (scenes.Scene("circle", "white", "large", "centre", "black"), {}, 9.55),
     # |(0.1, 0.9, 0.9)| / sqrt 3 contrast, size 0.25, off-centre (distance 0.2)
-    (data.Scene("square", "red", "small", "left", "white"), {},
+    (scenes.Scene("square", "red", "small", "left", "white"), {},
      10 * (0.45 * math.sqrt(1.63 / 3) + 0.3 * 0.25)),
     # noise std 0.1 costs 2 points, blur std 1 pixel 2 points
-    (data.Scene("circle", "white", "large", "centre", "black"), {"noise": 0.1, "blur": 1.0}, 5.55),
+    (scenes.Scene("circle", "white", "large", "centre", "black"), {"noise": 0.1, "blur": 1.0}, 5.55),
     # scaled to half-extent 0.348: size term saturates at 1
-    (data.Scene("circle", "white", "large", "centre", "black"), {"scale": 1.2}, 10.0),
+    (scenes.Scene("circle", "white", "large", "centre", "black"), {"scale": 1.2}, 10.0),
     # shifted 0.1 off-centre: centre term 0.5
-    (data.Scene("circle", "white", "large", "centre", "black"), {"shift": (0.1, 0.0)}, 8.3),
+    (scenes.Scene("circle", "white", "large", "centre", "black"), {"shift": (0.1, 0.0)}, 8.3),
     # top, shifted back to the centre; gray background: contrast |(0.5, 0.5, 0.5)| / sqrt 3 = 0.5
-    (data.Scene("cross", "white", "small", "top", "gray"), {"shift": (0.0, 0.2)},
+    (scenes.Scene("cross", "white", "small", "top", "gray"), {"shift": (0.0, 0.2)},
      10 * (0.45 * 0.5 + 0.3 * 0.25 + 0.25)),
     # heavy noise clips at 0
-    (data.Scene("triangle", "purple", "small", "bottom", "navy"), {"noise": 0.5}, 0.0),
+    (scenes.Scene("triangle", "purple", "small", "bottom", "navy"), {"noise": 0.5}, 0.0),
 ])
 def test_aesthetic_target_exact(scene, kwargs, expected):
     assert rewards.aesthetic_target(scene, **kwargs) == pytest.approx(expected, abs=1e-9)
@@ -86,7 +87,7 @@ def test_synth_batch_targets_follow_the_scene_definition():
     assert 0 <= batch["images"].min() and batch["images"].max() <= 1
     exact = 0
     for i in range(256):
-        scene = data.Scene(
+        scene = scenes.Scene(
             rewards.SHAPES[batch["shape"][i]], rewards.COLOURS[batch["colour"][i]],
             rewards.SIZES[batch["size"][i]], rewards.POSITIONS[batch["position"][i]],
             rewards.BACKGROUNDS[batch["background"][i]],
@@ -97,9 +98,9 @@ def test_synth_batch_targets_follow_the_scene_definition():
             float(batch["noise"][i]), float(batch["blur"][i]),
             (batch["fg"][i].tolist(), batch["bg"][i].tolist()))
         assert float(batch["target"][i]) == pytest.approx(expected, abs=1e-4)
-        assert rewards.colour_contrast(batch["fg"][i], data.COLOURS[scene.colour]) < 0.08
-        unchanged = (batch["fg"][i] == torch.tensor(data.COLOURS[scene.colour])).all() and \
-            (batch["bg"][i] == torch.tensor(data.BACKGROUNDS[scene.background])).all()
+        assert rewards.colour_contrast(batch["fg"][i], scenes.COLOURS[scene.colour]) < 0.08
+        unchanged = (batch["fg"][i] == torch.tensor(scenes.COLOURS[scene.colour])).all() and \
+            (batch["bg"][i] == torch.tensor(scenes.BACKGROUNDS[scene.background])).all()
         if unchanged and batch["scale"][i] == 1 and not batch["shift"][i].any() \
                 and batch["blur"][i] == 0 and batch["noise"][i] == 0:
             assert torch.allclose(batch["images"][i], scene_image(scene), atol=1e-5)
@@ -133,7 +134,7 @@ def test_match_reward_prefers_the_prompted_colour(tmp_path):
     cfg = reward_cfg(tmp_path, "reward.name=match", "reward.scorer_steps=150",
                    "reward.scorer_pool=2048", "reward.scorer_batch=64")
     reward = rewards.build_reward(cfg, "cpu")
-    images = torch.stack([scene_image(data.Scene("circle", c, "large", "centre", "gray"))
+    images = torch.stack([scene_image(scenes.Scene("circle", c, "large", "centre", "gray"))
                           for c in ("red", "blue")])
     scores = reward(images, ["a red circle", "a red circle"])
     assert scores.shape == (2,) and 0 <= scores.min() and scores.max() <= 2

@@ -3,10 +3,9 @@ import shutil
 import pytest
 import torch
 
-from papers.sdpo.config import PolicyConfig
-from papers.sdpo.model import Policy
-from papers.sdpo.sd import load_stable_diffusion, write_tiny_sd
 from shared import UserError
+from shared.t2i.sd import load_stable_diffusion, write_tiny_sd
+from shared.t2i.training import train_epsilon
 
 
 @pytest.fixture(scope="module")
@@ -79,33 +78,6 @@ def test_frozen_parts_take_dtype_unet_stays_float32(tiny_dir):
     assert backbone.decode(torch.randn(1, *backbone.latent_shape)).dtype == torch.float32
 
 
-def unet_eps(unet, inputs):
-    return unet(inputs[0], inputs[1], encoder_hidden_states=inputs[2]).sample
-
-
-@torch.no_grad()
-def test_lora_policy_trains_only_lora_and_reference_disables_it(backbone):
-    torch.manual_seed(0)
-    inputs = (torch.randn(2, *backbone.latent_shape), torch.tensor([999, 250]),
-              backbone.encode_prompts(["a cat", "a dog"]))
-    before = unet_eps(backbone.unet, inputs)
-    policy = Policy(backbone, PolicyConfig(lora_rank=4))
-
-    trainable = [n for n, p in backbone.named_parameters() if p.requires_grad]
-    assert trainable and all(".lora_" in n for n in trainable)
-    assert {id(p) for p in policy.parameters()} == {id(p) for p in backbone.parameters() if p.requires_grad}
-    assert torch.equal(policy.eps(*inputs), before)  # lora_B starts at zero
-
-    for name, param in backbone.unet.named_parameters():
-        if ".lora_B." in name:
-            param.add_(0.1 * torch.randn_like(param))
-    perturbed = policy.eps(*inputs)
-    assert (perturbed - before).abs().max() > 1e-3
-    with policy.reference() as reference:
-        assert torch.equal(unet_eps(reference, inputs), before)
-    assert torch.equal(policy.eps(*inputs), perturbed)  # adapters back on after the block
-
-
 def test_missing_directory_is_user_error(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         load_stable_diffusion(str(tmp_path / "nowhere"), "cpu")
@@ -143,3 +115,38 @@ def test_missing_weights_is_user_error(tiny_dir, tmp_path):
     with pytest.raises(UserError, match="unet/") as info:
         load_stable_diffusion(str(copy), "cpu")
     assert "\n" not in str(info.value)
+
+
+def test_encode_images_gives_scaled_vae_latents(backbone):
+    images = torch.rand(2, 3, 16, 16)
+    latents = backbone.encode_images(images)
+    assert latents.shape == (2, *backbone.latent_shape) and latents.dtype == torch.float32
+    assert not latents.requires_grad
+    with torch.no_grad():
+        mean = backbone.vae.encode(images * 2 - 1).latent_dist.mean
+    torch.testing.assert_close(latents, mean * backbone.vae.config.scaling_factor)
+    assert torch.equal(backbone.encode_images(images), latents)  # the posterior mean is deterministic
+    drawn = backbone.encode_images(images, torch.Generator().manual_seed(0))
+    again = backbone.encode_images(images, torch.Generator().manual_seed(0))
+    assert torch.equal(drawn, again) and not torch.equal(drawn, latents)
+    assert backbone.decode(latents).shape == (2, 3, 16, 16)
+
+
+def test_encode_images_with_a_half_precision_vae(tiny_dir):
+    backbone = load_stable_diffusion(str(tiny_dir), "cpu", dtype=torch.bfloat16)
+    assert backbone.encode_images(torch.rand(1, 3, 16, 16)).dtype == torch.float32
+
+
+def test_the_epsilon_loop_trains_the_unet_on_vae_latents(backbone):
+    torch.manual_seed(0)
+    latents = backbone.encode_images(torch.rand(4, 3, 16, 16))
+    frozen = {n: p.clone() for n, p in [*backbone.vae.named_parameters(), *backbone.text_encoder.named_parameters()]}
+    before = {n: p.detach().clone() for n, p in backbone.unet.named_parameters()}
+    losses = train_epsilon(backbone, latents, ["a red cat", "a dog", "a blue square", "cat"], steps=2,
+                           batch_size=2, lr=1e-3, generator=torch.Generator().manual_seed(0),
+                           train_text_encoder=False)
+    assert len(losses) == 2 and all(loss > 0 for loss in losses)
+    assert any(not torch.equal(p, before[n]) for n, p in backbone.unet.named_parameters())
+    after = dict([*backbone.vae.named_parameters(), *backbone.text_encoder.named_parameters()])
+    assert all(torch.equal(after[n], v) for n, v in frozen.items())
+    assert not backbone.vae.training and not backbone.text_encoder.training

@@ -1,14 +1,15 @@
-"""Paper scale: SD-Turbo (or any Stable-Diffusion-style pipeline) from a local diffusers
-directory, and a tiny random-weight pipeline of the same layout for tests.
+"""A Stable-Diffusion-style pipeline (SD-Turbo, SD 1.x/2.x) from a local diffusers directory
+behind the `Backbone` contract (VAE latents: `encode_images` encodes, `decode` decodes), and a
+tiny random-weight pipeline of the same layout for tests (`write_tiny_sd`). Nothing downloads.
 
 Facts about stabilityai/sd-turbo (its diffusers configs on the Hub):
 - scheduler/scheduler_config.json: EulerDiscreteScheduler with the values of `SD_TURBO_SCHEDULER`
   below (epsilon prediction, trailing spacing, steps_offset 1, set_alpha_to_one false).
 - unet/config.json: in_channels 4, sample_size 64 (512 px images through the x8 VAE),
   cross_attention_dim 1024 (OpenCLIP-H text encoder), use_linear_projection true.
-The brief swaps the Euler scheduler for DDIM built from that same config (eta = 1 is chosen by
-the sampler); with trailing spacing steps_offset is unused, and set_alpha_to_one false makes the
-last step land on alpha_bar[0] rather than 1.
+`load_stable_diffusion` swaps the Euler scheduler for DDIM built from that same config (eta is
+chosen by the sampler); with trailing spacing steps_offset is unused, and set_alpha_to_one false
+makes the last step land on alpha_bar[0] rather than 1.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import torch
 from diffusers import AutoencoderKL, DDIMScheduler, EulerDiscreteScheduler, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from papers.sdpo.model import Backbone
 from shared import UserError
+from shared.t2i.backbone import Backbone
 
 COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 SD_TURBO_SCHEDULER = {
@@ -33,7 +34,7 @@ SD_TURBO_SCHEDULER = {
 
 
 class StableDiffusionBackbone(Backbone):
-    """UNet (trainable through `Policy`), frozen VAE decoder and frozen CLIP text encoder."""
+    """UNet (the part a paper trains), frozen VAE and frozen CLIP text encoder."""
 
     def __init__(self, unet: UNet2DConditionModel, vae: AutoencoderKL,
                  text_encoder: CLIPTextModel, tokenizer: CLIPTokenizer,
@@ -70,6 +71,16 @@ class StableDiffusionBackbone(Backbone):
         latents = latents.to(self.vae.dtype) / self.vae.config.scaling_factor
         images = self.vae.decode(latents).sample.float()
         return ((images + 1) / 2).clamp(0, 1)
+
+    @torch.no_grad()
+    def encode_images(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Float32 latents z = scaling_factor × (a sample of) q(z | 2·image − 1): the
+        posterior's mean without `generator`, a draw from it with one (as diffusers' training
+        scripts do)."""
+        pixels = (images.to(self.vae.device, self.vae.dtype) * 2 - 1)
+        posterior = self.vae.encode(pixels).latent_dist
+        latents = posterior.mode() if generator is None else posterior.sample(generator)
+        return latents.float() * self.vae.config.scaling_factor
 
 
 def _check_layout(root: Path) -> None:
@@ -111,15 +122,15 @@ def load_stable_diffusion(path: str, device: torch.device | str,
     """The backbone from a local diffusers pipeline directory (nothing is downloaded).
 
     `dtype` applies to the frozen VAE and text encoder; the UNet stays float32 so that its
-    LoRA factors and their optimizer state are full precision.
+    trained weights (LoRA factors or all of it) and their optimizer state are full precision.
     """
     root = Path(path).expanduser()
     _check_layout(root)
     scheduler_config = _load(DDIMScheduler, root, "scheduler").config
     if scheduler_config.prediction_type != "epsilon":
         raise UserError(f"{root}/scheduler: prediction_type {scheduler_config.prediction_type!r}; "
-                        "the DDIM log-probabilities here assume 'epsilon'")
-    # Brief: DDIM with the model's betas, trailing spacing; x0 is never clipped (latents).
+                        "the ε-prediction samplers and losses here assume 'epsilon'")
+    # DDIM with the model's betas, trailing spacing; x0 is never clipped (latents).
     scheduler = DDIMScheduler.from_config(scheduler_config, timestep_spacing="trailing",
                                           clip_sample=False)
     text_encoder = _load(CLIPTextModel, root, "text_encoder", dtype=dtype)

@@ -1,6 +1,6 @@
-"""The prompt encoder of the tiny base model: a word-level tokenizer over the caption
-grammar's vocabulary (built locally with `tokenizers`) and a small CLIP text transformer
-built from a `CLIPTextConfig`. Nothing is downloaded.
+"""A tiny prompt encoder: a word-level tokenizer over a given vocabulary (built locally with
+`tokenizers`) and a small CLIP text transformer built from a `CLIPTextConfig`. Nothing is
+downloaded.
 
 Like Stable Diffusion's, the encoder is causal and is not given a padding mask: the UNet
 cross-attends to all `max_length` hidden states, padding included.
@@ -12,20 +12,18 @@ import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 from transformers import CLIPTextConfig, CLIPTextModel, PreTrainedTokenizerFast
 
-from papers.sdpo.config import TextConfig
-from papers.sdpo.data import vocabulary
-
 PAD, UNK, BOS, EOS = "[PAD]", "[UNK]", "[BOS]", "[EOS]"
 SPECIAL_TOKENS = (PAD, UNK, BOS, EOS)  # ids 0, 1, 2, 3
 
 
-def token_list(words: list[str] | None = None) -> list[str]:
-    """Special tokens, then the grammar's words: position = token id."""
-    return [*SPECIAL_TOKENS, *(vocabulary() if words is None else words)]
+def token_list(words: list[str]) -> list[str]:
+    """Special tokens, then `words`: position = token id."""
+    return [*SPECIAL_TOKENS, *words]
 
 
-def build_tokenizer(cfg: TextConfig, words: list[str] | None = None) -> PreTrainedTokenizerFast:
-    """Lower-cased, whitespace-split words; "[BOS] ... [EOS]", padded/truncated to max_length."""
+def build_tokenizer(words: list[str], max_length: int) -> PreTrainedTokenizerFast:
+    """Lower-cased, whitespace-split words; "[BOS] ... [EOS]", padded/truncated to max_length;
+    a word outside `words` is [UNK]."""
     tokens = token_list(words)
     vocab = {token: i for i, token in enumerate(tokens)}
     core = Tokenizer(models.WordLevel(vocab, unk_token=UNK))
@@ -35,18 +33,25 @@ def build_tokenizer(cfg: TextConfig, words: list[str] | None = None) -> PreTrain
         single=f"{BOS} $A {EOS}", special_tokens=[(BOS, vocab[BOS]), (EOS, vocab[EOS])],
     )
     return PreTrainedTokenizerFast(
-        tokenizer_object=core, model_max_length=cfg.max_length, padding_side="right",
+        tokenizer_object=core, model_max_length=max_length, padding_side="right",
         pad_token=PAD, unk_token=UNK, bos_token=BOS, eos_token=EOS,
     )
 
 
-def build_text_encoder(cfg: TextConfig, tokenizer: PreTrainedTokenizerFast) -> CLIPTextModel:
-    """A randomly initialised CLIP text transformer sized by `cfg` (initialised from torch's
-    global RNG: seed it first)."""
+def tokens_of(tokenizer: PreTrainedTokenizerFast) -> list[str]:
+    """The tokenizer's tokens in id order (what `token_list` gave it)."""
+    return tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+
+
+def build_text_encoder(tokenizer: PreTrainedTokenizerFast, hidden: int, layers: int,
+                       heads: int) -> CLIPTextModel:
+    """A randomly initialised CLIP text transformer (hidden size = the UNet's cross-attention
+    width, MLP 4x hidden, positions = the tokenizer's max length), initialised from torch's
+    global RNG: seed it first."""
     config = CLIPTextConfig(
-        vocab_size=len(tokenizer), hidden_size=cfg.hidden, intermediate_size=4 * cfg.hidden,
-        num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads,
-        max_position_embeddings=cfg.max_length, projection_dim=cfg.hidden,
+        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=4 * hidden,
+        num_hidden_layers=layers, num_attention_heads=heads,
+        max_position_embeddings=tokenizer.model_max_length, projection_dim=hidden,
         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
