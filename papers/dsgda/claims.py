@@ -390,17 +390,20 @@ def rederive(results: dict) -> dict:
 
 
 def rerender(path: Path, wall_time_s: float | None = None, commit: str | None = None) -> Path:
-    """Rewrite results.json and RESULTS.md beside it with claims re-derived from its tables.
-    A schema-1 record gets the note that says so, `wall_time_s` (from the paper README) and
-    keeps its git, command, created, seeds, methods, tables, plots and notes."""
+    """Rewrite results.json and RESULTS.md beside it with claims re-derived from its tables,
+    keeping its git, command, created, seeds, methods, tables, plots and notes. A schema-1
+    record, or one whose claims the current code derives differently (shared.results changed
+    after the run), gets a note that says so; `wall_time_s` (from the paper README) fills a
+    record that has none."""
     from shared.runs import git_commit
 
     results = json.loads(Path(path).read_text())
-    old_schema = results.get("schema")
     out = rederive(results)
     if wall_time_s is not None:
         out["wall_time_s"] = float(wall_time_s)
-    if old_schema != 2:
+    changed = any(json.dumps(out[k], sort_keys=True) != json.dumps(results.get(k), sort_keys=True)
+                  for k in ("claims", "protocol_notes"))
+    if results.get("schema") != 2 or changed:
         commit = commit or git_commit()["commit"][:12]
         out["notes"] = [*results.get("notes", []),
                         f"claims re-rendered into schema 2 at {commit} from the run recorded at "
