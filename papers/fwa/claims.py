@@ -471,16 +471,21 @@ def rerender(results: dict, cfg: FWAConfig, at: str = "", wall_time_s: float | N
     """`results` with its claims and protocol notes recomputed by this code, in schema 2.
 
     Everything measured (git, command, created, seeds, methods, tables, plots, notes) is kept.
-    A schema-1 record also gets its wall time (from `RECORDED_WALL_TIME_S` unless given) and a
-    note saying it was re-rendered at commit `at`."""
+    A schema-1 record, or one whose claims this code (or shared.results) derives differently
+    from the recorded ones, gets a note saying it was re-rendered at commit `at`; a schema-1
+    record also gets its wall time (from `RECORDED_WALL_TIME_S` unless given). Re-rendering a
+    record that is up to date returns it unchanged."""
     claims, notes = claims_from_record(cfg, results)
     extra = []
+    origin = results["git"]["commit"][:7]
     if results.get("schema") != SCHEMA_VERSION:
-        origin = results["git"]["commit"][:7]
         if wall_time_s is None:
             wall_time_s = RECORDED_WALL_TIME_S.get(origin)
         extra = [f"Claims re-rendered into schema {SCHEMA_VERSION} at {at} from the run recorded "
                  f"at {origin}; the measurements are unchanged."]
+    elif (claims, notes) != (results["claims"], results["protocol_notes"]):
+        extra = [f"Claims re-rendered at {at} from the run recorded at {origin} (the claim code "
+                 "or shared.results changed after the run); the measurements are unchanged."]
     wall = results.get("wall_time_s", wall_time_s)
     keys = ("paper", "title", "config", "command", "created")
     return {"schema": SCHEMA_VERSION, **{key: results[key] for key in keys},
