@@ -56,6 +56,7 @@ PLATEAU_FRACTION = 0.1  # the last 20 % of the steps moved the loss ≤ 10 % of 
 CURVE_BINS = 10  # the training loss is kept as means over tenths of the steps
 MIN_TRIED = 2  # "tuned": at least two values tried for every free baseline hyper-parameter
 SPIDERS = ("spider", "spider_hard")
+METHOD_NAMES = ("full_ft", "spider", "spider_hard", "l2sp", "magnitude", "random", "half_ft", "dare", "grafting")
 BASE_ROW = "pre-trained (no fine-tuning)"
 RERUN = "rerun `make reproduce PAPER=spider`"
 
@@ -65,6 +66,10 @@ TUNING_TABLE = "Free hyper-parameters of the baselines (values tried)"
 CURVE_TABLE = "Fine-tuning training loss, mean over seeds, per tenth of the steps"
 RERENDER_NOTE = "claims re-rendered into schema 2 at {commit} from the run recorded at {orig}; " \
                 "the measurements are unchanged"
+
+
+REDERIVED_NOTE = "claims re-derived at {commit}: the current shared.results derives them differently " \
+               "from the previous render (the measurements are unchanged)"
 
 
 def task_table_title(task: str) -> str:
@@ -285,6 +290,28 @@ def build_claims(methods: Mapping, tables: Sequence[Mapping], tasks: Sequence[st
     return out
 
 
+def skipped_claims(method_names: Sequence[str]) -> list[str]:
+    """The claims `build_claims` leaves out for lack of a method they compare (one per kind)."""
+    have = set(method_names)
+    needs = [("SPIDER keeps more upstream than full FT", "spider and full_ft", {"spider", "full_ft"} <= have),
+             ("full FT gives the best downstream score", "full_ft and another method",
+              "full_ft" in have and bool(have - {"full_ft"})),
+             ("SPIDER has the best H", "spider and a baseline (not spider_hard)",
+              "spider" in have and bool(have - set(SPIDERS))),
+             ("the soft mask is at least as good as the hard mask", "spider and spider_hard", set(SPIDERS) <= have)]
+    return [f"'{claim}' needs {need}" for claim, need, ok in needs if not ok]
+
+
+def skipped_note(method_names: Sequence[str]) -> str | None:
+    """A results note (None when every claim is checked)."""
+    skipped = skipped_claims(method_names)
+    if not skipped:
+        return None
+    head = "no claim is checked" if len(skipped) == 4 else f"{len(skipped)} of the 4 claims per task {'is' if len(skipped) == 1 else 'are'} not checked"
+    return (f"{head} with experiment.methods={list(method_names)}: " + "; ".join(skipped)
+            + f" (the methods: {', '.join(METHOD_NAMES)})")
+
+
 def _interval(est: Mapping) -> str:
     if est.get("lo") is None:
         return f"{est['value']:.2f} (no interval)"
@@ -309,7 +336,8 @@ def claims_of(results: Mapping, released_model: bool = False) -> list[dict]:
 
 def rerender(results: dict, *, commit: str, wall_time_s: float | None = None,
              vocabulary_rows: list[list] | None = None, tuning: dict | None = None) -> dict:
-    """A recorded results.json (schema 1 or 2) in schema 2 with the claims computed afresh.
+    """A recorded results.json (schema 1 or 2) in schema 2 with the claims computed afresh (a
+    schema-2 record whose claims the current code derives differently gets a note saying so).
 
     The measurements (`methods`, the recorded tables, `plots`) and the run's own `git`,
     `command`, `created`, `versions` and `seeds` are kept. The tables the claims read and the
@@ -338,6 +366,9 @@ def rerender(results: dict, *, commit: str, wall_time_s: float | None = None,
         "protocol_notes": list(results.get("protocol_notes", [])),
     })
     out["claims"] = claims_of(out)
+    if results.get("schema") == 2 and json.dumps(out["claims"], sort_keys=True) != json.dumps(
+            results.get("claims"), sort_keys=True):
+        out["notes"] = [*notes, REDERIVED_NOTE.format(commit=commit[:7])]
     order = ("schema", "paper", "title", "config", "command", "created", "wall_time_s", "git",
              "versions", "seeds", "methods", "claims", "protocol_notes", "tables", "plots", "notes")
     return {k: out[k] for k in order if k in out} | {k: v for k, v in out.items() if k not in order}

@@ -91,16 +91,10 @@ def finetune(cfg, model, tokenizer, examples: list[dict], method: str, seed: int
         if index == 0 or order is None:
             order = torch.randperm(len(examples), generator=gen)
         batch = [examples[int(i)] for i in order[index * f.batch_size:(index + 1) * f.batch_size]]
-        if accelerator is not None:  # each process takes its share of the global batch; DDP averages
-            batch = batch[accelerator.process_index::accelerator.num_processes]
-        inputs = encode_batch(batch)
         if accelerator is not None:
-            inputs = {k: v.to(accelerator.device) for k, v in inputs.items()}
-            loss = train_model(**inputs).loss
-            accelerator.backward(loss)
-            accelerator.clip_grad_norm_([p for _, p in named], f.max_grad_norm)
+            loss = _shared_step(accelerator, train_model, encode_batch, batch, named, f.max_grad_norm)
         else:
-            loss = train_model(**inputs).loss
+            loss = train_model(**encode_batch(batch)).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_([p for _, p in named], f.max_grad_norm)
         rule.before_step()
@@ -111,7 +105,7 @@ def finetune(cfg, model, tokenizer, examples: list[dict], method: str, seed: int
         step += 1
         bar.update(1)
         if tracker is not None:
-            tracker.log({"train/loss": loss.item(), "train/epoch": epoch}, step=step)
+            tracker.log({"train/loss": float(loss.detach()), "train/epoch": epoch}, step=step)
         if on_step is not None:
             on_step(step)
         if step % f.checkpoint_every == 0 and step < total and (accelerator is None or accelerator.is_main_process):
@@ -126,3 +120,62 @@ def finetune(cfg, model, tokenizer, examples: list[dict], method: str, seed: int
     rule.finish()
     model.eval()
     return rule
+
+
+def _shared_step(accelerator, train_model, encode_batch, batch, named, max_grad_norm) -> torch.Tensor:
+    """Forward and backward of one global batch spread over the processes of a launch: each
+    process takes examples rank::world and every process's loss is its summed token loss over
+    the global count of supervised tokens (× world, as DDP averages the gradients), so the
+    gradient is that of the global batch's mean token loss, the one a single process computes
+    (up to summation order). A process whose share is empty (a last batch smaller than the
+    world) runs one example with weight 0. Returns the global batch's mean token loss."""
+    import torch.nn.functional as F
+
+    world = accelerator.num_processes
+    share, weight = batch[accelerator.process_index::world], 1.0
+    if not share:
+        share, weight = batch[:1], 0.0
+    inputs = {k: v.to(accelerator.device) for k, v in encode_batch(share).items()}
+    labels = inputs.pop("labels")
+    logits = train_model(**inputs).logits
+    target = labels[:, 1:].reshape(-1)
+    token_sum = F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]), target,
+                                ignore_index=-100, reduction="sum") * weight
+    counts = torch.stack([(target != -100).sum().float() * weight, token_sum.detach()])
+    if world > 1:
+        counts = accelerator.reduce(counts, reduction="sum")
+    total = counts[0].clamp(min=1.0)
+    accelerator.backward(token_sum * world / total)
+    accelerator.clip_grad_norm_([p for _, p in named], max_grad_norm)
+    return counts[1] / total
+
+
+FINAL = "final"  # <run_dir>/final/: the trained tensors after the rule's finish (for `eval`)
+
+
+def save_final(run_dir: Path, rule: Rule, step: int) -> Path:
+    """The run's final trainable tensors (projector and last LM layers, after the rule's
+    post-hoc step), checksummed, for `eval`."""
+    return save_checkpoint(Path(run_dir) / FINAL, step, {n: p.detach() for n, p in rule.params},
+                           {"step": step}, keep=1)
+
+
+def load_final(run_dir: Path, model) -> int:
+    """Copy a finished run's final tensors into `model` (its base weights); returns the step."""
+    from shared import UserError
+
+    ckpt = latest_checkpoint(Path(run_dir) / FINAL)
+    if ckpt is None:
+        raise UserError(f"run {run_dir} kept no final weights ({FINAL}/ is missing)")
+    tensors, state = load_checkpoint(ckpt)
+    params = dict(model.named_parameters())
+    missing = [n for n in tensors if n not in params]
+    if missing:
+        raise UserError(f"run {run_dir}: its final weights do not fit this model ({missing[0]} is unknown)")
+    with torch.no_grad():
+        for name, value in tensors.items():
+            if params[name].shape != value.shape:
+                raise UserError(f"run {run_dir}: its final weights do not fit this model ({name} has shape "
+                                f"{tuple(value.shape)}, the model {tuple(params[name].shape)})")
+            params[name].copy_(value.to(params[name].dtype))
+    return int(state["step"])

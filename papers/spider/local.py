@@ -339,17 +339,21 @@ def generate_local(model, processor, examples: list[dict], max_new_tokens: int |
 
 
 def evaluate_local(cfg, model, processor, sets: dict[str, list[dict]], accelerator=None) -> dict[str, float]:
-    """{name: score %} per evaluation set; with several processes each generates its share
-    (examples rank::world) and every process gets the gathered predictions."""
+    """{name: score %} per evaluation set. With several processes each generates whole
+    batches of eval.batch_size (batch i on process i mod world, so every batch is the one a
+    single process generates and the scores do not depend on the number of processes), and
+    every process gets the gathered predictions."""
     rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
     autocast = accelerator.autocast if accelerator is not None else None
+    bs = cfg.eval.batch_size
     out = {}
     for name, examples in sets.items():
-        mine = list(range(rank, len(examples), world))
         max_new = cfg.eval.max_new_tokens or default_max_new_tokens(processor, examples)
-        preds = generate_local(model, processor, [examples[i] for i in mine], max_new,
-                               cfg.eval.batch_size, autocast)
-        pairs = list(zip(mine, preds))
+        starts = list(range(0, len(examples), bs))
+        pairs = []
+        for s in starts[rank::world]:
+            preds = generate_local(model, processor, examples[s:s + bs], max_new, bs, autocast)
+            pairs += list(zip(range(s, s + len(preds)), preds))
         if world > 1:
             from accelerate.utils import gather_object
 
@@ -366,18 +370,20 @@ def _limit(n: int) -> int | None:
     return n if n > 0 else None
 
 
-def run_local(cfg, ctx, method: str | None = None, seed: int | None = None) -> dict:
+def run_local(cfg, ctx, method: str | None = None, seed: int | None = None) -> dict | None:
     """The paper path of `train` (every process of `accelerate launch` calls it): fine-tune
     LLaVA from `model.path` with `method` (default finetune.method) and `seed` (default
     cfg.seed) on the downstream dataset data.local_task, then score the upstream VQA sets
-    and the downstream test set. Same result keys as train.py's runs. Its own run directory
-    (main process); `resume=latest` reuses a finished run or continues from a checkpoint."""
+    and the downstream test set (each process generates its share). Same result keys as
+    train.py's runs. Its own run directory, written by the main process only; `resume=latest`
+    reuses a finished run or continues from a checkpoint. Returns the result on the main
+    process and None on the others."""
     from accelerate import Accelerator
-    from accelerate.utils import broadcast_object_list
 
     from papers.spider.claims import loss_curve
-    from papers.spider.finetune import finetune
+    from papers.spider.finetune import finetune, save_final
     from papers.spider.pipeline import harmonic
+    from papers.spider.train import _steps, on_main
     from shared.config import to_dict
     from shared.runs import finish_run, open_run
     from shared.tracking import Tracker, read_metrics
@@ -397,23 +403,19 @@ def run_local(cfg, ctx, method: str | None = None, seed: int | None = None) -> d
     train_set = load_dataset(d.local_dir, task, "train", _limit(d.downstream_train), lazy=True)
     down_test = load_dataset(d.local_dir, task, "test", _limit(d.downstream_eval), lazy=True)
     upstream = {n: load_dataset(d.local_dir, n, "test", _limit(d.upstream_eval), lazy=True) for n in up_names}
-    # no process may get an empty share of the last (partial) global batch
-    rest = len(train_set) % cfg.finetune.batch_size
-    if 0 < rest < accelerator.num_processes:
-        train_set = train_set[:len(train_set) - rest]
 
     name = f"{method}-{task}"
-    shared_state = [None, None]
-    if main:
+
+    def open_():
         run_dir, done = open_run(cfg, ctx.slug, ctx.config_name, name, seed, RELEVANT,
                                  {"seed": seed, "method": method, "task": task, "path": "local",
                                   "processes": accelerator.num_processes})
-        shared_state = [str(run_dir), done]
-    if accelerator.num_processes > 1:
-        broadcast_object_list(shared_state)
-    run_dir, done = Path(shared_state[0]), shared_state[1]
+        return str(run_dir), done
+
+    run_dir, done = on_main(accelerator, open_)
+    run_dir = Path(run_dir)
     if done is not None:
-        return done
+        return done if main else None
     resuming = (run_dir / "checkpoints").exists()
 
     model, processor = load_llava(cfg.model.path, cfg.precision)
@@ -437,6 +439,7 @@ def run_local(cfg, ctx, method: str | None = None, seed: int | None = None) -> d
                   "selected": getattr(rule, "last_selected", {}), "extra_bytes": rule.extra_bytes()}
         result["H"] = harmonic(result["upstream"], result["downstream"])
         if main:
+            save_final(run_dir, rule, _steps(cfg, len(train_set)))
             result["loss_curve"] = loss_curve(read_metrics(run_dir))
             tracker.summary({k: v for k, v in result.items() if isinstance(v, float)})
             finish_run(run_dir, result)
@@ -444,4 +447,4 @@ def run_local(cfg, ctx, method: str | None = None, seed: int | None = None) -> d
         if tracker is not None:
             tracker.finish()
     accelerator.wait_for_everyone()
-    return result
+    return result if main else None

@@ -6,6 +6,7 @@ training-loss curves), the claims (papers/spider/claims.py) and a trade-off plot
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +16,13 @@ from papers.spider.claims import (
     BASE_ROW,
     build_claims,
     curve_table,
+    skipped_note,
     task_table_title,
     tuning_table,
     vocabulary_table,
 )
 from papers.spider.train import FinetuneJob, run_finetune
+from shared import UserError
 from shared.cli import Context
 from shared.results import build_results, summarize, write_results
 from shared.runs import mark_done, new_reproduce_dir, run_jobs, write_run_info
@@ -46,6 +49,13 @@ def _curves(results, tasks, methods, seeds) -> dict:
 
 
 def reproduce(cfg, ctx: Context) -> Path:
+    from papers.spider.train import launched
+
+    if launched():
+        raise UserError("reproduce on the tiny model runs experiment.processes fine-tuning runs side by "
+                        "side itself: start it with plain python, not torchrun / accelerate launch (the "
+                        "paper path, model.source=local, is the one to launch on several processes)")
+    _warn_skipped(cfg.experiment.methods)
     out = new_reproduce_dir(cfg.runs_dir, ctx.slug, ctx.config_name)
     write_run_info(out, cfg)
     model, tokenizer, record = pipeline.load_base(cfg)
@@ -77,7 +87,8 @@ def reproduce(cfg, ctx: Context) -> Path:
         claims=build_claims(summary, tables, tasks, methods), tables=tables, plots=[plot],
         notes=["Tiny LLaVA-architecture model pre-trained here on procedural scenes; numbers are "
                "not comparable with LLaVA-1.5 (papers/spider/README.md).",
-               "Final weights of every run are evaluated; no checkpoint selection."])
+               "Final weights of every run are evaluated; no checkpoint selection.",
+               *filter(None, [skipped_note(methods)])])
     write_results(out, res)
     mark_done(out)
     return out
@@ -85,12 +96,19 @@ def reproduce(cfg, ctx: Context) -> Path:
 
 def reproduce_local(cfg, ctx: Context) -> Path | None:
     """The paper path: every method × seed on data.local_task, one run after another (each
-    spread over the processes of `accelerate launch`); tables and claims on the main process."""
+    spread over the processes of `accelerate launch`: every process trains on its share of
+    each batch and generates its share of the evaluation). Only the main process writes the
+    run directories and the one result set; the others return None."""
+    from accelerate import PartialState
+
     from papers.spider.local import run_local
 
+    if PartialState().is_main_process:
+        _warn_skipped(cfg.experiment.methods)
     results = [run_local(cfg, ctx, method, seed) for method in cfg.experiment.methods for seed in cfg.seeds]
-    if not all(results):  # a non-main process
+    if not PartialState().is_main_process:
         return None
+    assert all(results), "the main process has every run's result"
     task = cfg.data.local_task
     for r in results:
         r["task"] = task
@@ -111,10 +129,18 @@ def reproduce_local(cfg, ctx: Context) -> Path | None:
         claims=build_claims(summary, tables, [task], methods, released_model=True),
         tables=tables,
         plots=[_plot(out / "plots", results, [task], methods, cfg.seeds)],
-        notes=[f"LLaVA from {cfg.model.path}; datasets from {cfg.data.local_dir}."])
+        notes=[f"LLaVA from {cfg.model.path}; datasets from {cfg.data.local_dir}.",
+               *filter(None, [skipped_note(methods)])])
     write_results(out, res)
     mark_done(out)
     return out
+
+
+def _warn_skipped(methods) -> None:
+    """One line up front when experiment.methods leaves every claim out."""
+    note = skipped_note(methods)
+    if note and note.startswith("no claim"):
+        print(f"warning: {note}; the tables are still written", file=sys.stderr, flush=True)
 
 
 def _plot(out: Path, results, tasks, methods, seeds) -> str:

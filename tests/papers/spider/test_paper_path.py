@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from papers.spider import local
 from papers.spider.config import SpiderConfig
@@ -28,59 +27,11 @@ def _fresh_accelerate_state():
     GradientState._reset_state()
 
 
-@pytest.fixture(scope="module")
-def llava_dir(tmp_path_factory) -> Path:
-    """A tiny random LlavaForConditionalGeneration (3 LM layers) with a LlavaProcessor."""
-    from transformers import CLIPImageProcessor, LlavaProcessor
-
-    from papers.spider import mllm
-
-    path = tmp_path_factory.mktemp("llava")
-    texts = ["USER: what is shown? ASSISTANT: a red circle", "A B C yes no cat dog umbrella"]
-    tok = mllm.train_tokenizer(texts, 300)
-    image_processor = CLIPImageProcessor(size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16})
-    processor = LlavaProcessor(image_processor=image_processor, tokenizer=tok, patch_size=8,
-                               vision_feature_select_strategy="default", num_additional_image_tokens=1)
-    model = mllm.build_model(tok, image_size=16, patch_size=8, vision_width=16, vision_layers=1,
-                             text_width=32, text_layers=3, heads=2, seed=0)
-    model.save_pretrained(path)
-    processor.save_pretrained(path)
-    return path
-
-
-def _image(path: Path, seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    Image.fromarray(rng.integers(0, 256, (12 + seed, 20, 3), dtype=np.uint8)).save(path)
-
-
-def _write(root: Path, name: str, split: str, rows: list[dict]) -> None:
-    d = root / name
-    (d / "images").mkdir(parents=True, exist_ok=True)
-    for i, row in enumerate(rows):
-        _image(d / row["image"], i)
-    (d / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-
-
 @pytest.fixture
-def data_dir(tmp_path) -> Path:
-    root = tmp_path / "data"
-    mc = [{"image": f"images/{s}{i}.png", "prompt": "which? A. cat B. dog\nAnswer with the letter.",
-           "answer": "AB"[i % 2], "choices": ["cat", "dog"]} for s in ("tr", "te") for i in range(2)]
-    _write(root, "scienceqa", "train", mc[:2])
-    _write(root, "scienceqa", "test", mc[2:])
-    _write(root, "okvqa", "test", [
-        {"image": "images/q0.png", "prompt": "what is held?", "answer": "umbrella",
-         "references": ["umbrella"] * 3 + ["parasol"] * 7},
-        {"image": "images/q1.png", "prompt": "what animal?", "answer": "dog"},
-    ])
-    return root
-
-
-def _cfg(llava_dir: Path, data_dir: Path, tmp_path: Path, *extra: str) -> SpiderConfig:
-    return load_config(SpiderConfig, CONFIGS, "paper", [
-        f"model.path={llava_dir}", f"data.local_dir={data_dir}", f"runs_dir={tmp_path / 'runs'}",
-        "precision=no", "device=cpu", "wandb=false", "finetune.batch_size=2", "finetune.epochs=1",
-        "eval.max_new_tokens=2", "eval.batch_size=4", *extra])
+def cfg_of(llava_dir, data_dir, tmp_path, paper_args):
+    """`cfg_of(*extra)`: the paper config for the tiny random LLaVA and the test datasets."""
+    return lambda *extra: load_config(SpiderConfig, CONFIGS, "paper",
+                                      paper_args(llava_dir, data_dir, tmp_path / "runs", *extra))
 
 
 def test_load_dataset_format(data_dir):
@@ -116,7 +67,7 @@ def test_encoder_supervises_only_the_answer(llava_dir, data_dir):
     assert len(preds) == 2 and all(isinstance(p, str) for p in preds)
 
 
-def test_one_step_of_the_paper_path(llava_dir, data_dir, tmp_path, monkeypatch):
+def test_one_step_of_the_paper_path(llava_dir, data_dir, tmp_path, monkeypatch, cfg_of):
     from transformers import LlavaForConditionalGeneration
 
     loaded = []
@@ -128,7 +79,7 @@ def test_one_step_of_the_paper_path(llava_dir, data_dir, tmp_path, monkeypatch):
 
     real_load = local.load_llava
     monkeypatch.setattr(local, "load_llava", capture)
-    cfg = _cfg(llava_dir, data_dir, tmp_path, "finetune.method=spider", "data.downstream_train=2")
+    cfg = cfg_of("finetune.method=spider", "data.downstream_train=2")
     ctx = Context("spider", "paper", [], CONFIGS.parent)
     result = local.run_local(cfg, ctx)
 
@@ -150,8 +101,7 @@ def test_one_step_of_the_paper_path(llava_dir, data_dir, tmp_path, monkeypatch):
     assert any(k.startswith(trainable[1:]) for k in changed)
 
     # resume=latest reuses the finished run without loading the model again
-    again = local.run_local(_cfg(llava_dir, data_dir, tmp_path, "finetune.method=spider",
-                                 "data.downstream_train=2", "resume=latest"), ctx)
+    again = local.run_local(cfg_of("finetune.method=spider", "data.downstream_train=2", "resume=latest"), ctx)
     assert again == json.loads(json.dumps(result)) and len(loaded) == 1
 
 

@@ -10,24 +10,13 @@ import torch
 
 import papers.spider
 from papers.spider import claims, pipeline
-from papers.spider.__main__ import COMMANDS
 from papers.spider.baselines import METHODS
 from papers.spider.config import SpiderConfig
 from papers.spider.finetune import finetune
-from shared.cli import run_cli
 from shared.config import load_config
 from shared.results import VERDICTS, validate
 
 PAPER_DIR = Path(papers.spider.__file__).parent
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    root = tmp_path_factory.mktemp("runs")
-    argv = ["reproduce", "--config", "smoke", f"runs_dir={root}", f"data_dir={root}/data", "wandb=false"]
-    assert run_cli("spider", SpiderConfig, COMMANDS, PAPER_DIR, argv) == 0
-    out = sorted((root / "spider" / "smoke" / "reproduce").iterdir())[-1]
-    return root, out, json.loads((out / "results.json").read_text())
 
 
 def test_smoke_reproduce_writes_every_method_and_claim(smoke):
@@ -104,3 +93,24 @@ def test_a_killed_run_resumes_to_the_same_weights(smoke, tmp_path):
 ])
 def test_bad_input_is_one_line_exit_2(one_line_error, tmp_path, override, message):
     assert message in one_line_error("spider", "train", [f"runs_dir={tmp_path}", f"data_dir={tmp_path}/data", "wandb=false", *override.split()])
+
+
+def test_methods_that_support_no_claim_still_write_the_tables(smoke, cli, tmp_path):
+    root = smoke[0]
+    code, out, err = cli("spider", "reproduce", "--config", "smoke", f"runs_dir={tmp_path}",
+                         f"data_dir={root}/data", "wandb=false", "experiment.methods=[spider]",
+                         "num_seeds=1", "data.downstream_tasks=[mcqa]")
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "no claim is checked with experiment.methods=['spider']" in warnings[0]
+    (out_dir,) = (tmp_path / "spider" / "smoke" / "reproduce").iterdir()
+    results = json.loads((out_dir / "results.json").read_text())
+    assert results["claims"] == [] and list(results["methods"]) == ["spider"]
+    assert any("'SPIDER keeps more upstream than full FT' needs spider and full_ft" in n for n in results["notes"])
+    assert results["tables"][0]["rows"][1][0] == "spider"
+
+
+def test_the_tiny_reproduce_refuses_a_launcher(one_line_error, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert "start it with plain python, not torchrun / accelerate launch" in one_line_error(
+        "spider", "reproduce", ["wandb=false"])
