@@ -8,6 +8,7 @@ Errors the user can cause (`UserError`) print one line and exit with code 2.
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import sys
 import tempfile
@@ -52,7 +53,7 @@ DEFAULT_DOCS = {
 
 
 def _doc(name: str, fn: Callable) -> str:
-    return (fn.__doc__ or "").strip() or DEFAULT_DOCS.get(name, "")
+    return inspect.cleandoc(fn.__doc__ or "") or DEFAULT_DOCS.get(name, "")
 
 
 def _first_line(name: str, fn: Callable) -> str:

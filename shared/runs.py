@@ -7,6 +7,7 @@ Layout: `<runs_dir>/<slug>/<config>/<method>/seed<k>-<timestamp>/`; `reproduce` 
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -69,7 +70,12 @@ def git_commit() -> dict:
 
 
 def package_versions(names: tuple[str, ...] = KEY_PACKAGES, with_python: bool = True) -> dict:
-    """Installed versions of `names` (None when missing), plus Python's."""
+    """Installed versions of `names` (None when missing), plus Python's (read once per process)."""
+    return dict(_package_versions(tuple(names), with_python))
+
+
+@functools.lru_cache(maxsize=8)
+def _package_versions(names: tuple[str, ...], with_python: bool) -> dict:
     versions = {"python": sys.version.split()[0]} if with_python else {}
     for name in names:
         try:
