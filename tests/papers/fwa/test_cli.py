@@ -14,7 +14,7 @@ def _run(repo_root, tmp_path, *args):
 
 @pytest.mark.parametrize("args, words", [
     (["train", "--config", "smoke", "no_such_key=1"], ["no_such_key", "unknown key"]),
-    (["train", "--config", "smoke", "train.epochs=abc"], ["train.epochs", "bad value"]),
+    (["train", "--config", "smoke", "train.epochs=abc"], ["train.epochs", "'abc' is not a whole number"]),
     (["train", "--config", "smoke", "train.epoch=3"], ["closest valid keys: train.epochs"]),
     (["train", "--config", "smoke", "train.dataset=imagenet"], ["train.dataset", "not one of"]),
     (["train", "--config", "nope"], ["no config 'nope'", "smoke"]),
