@@ -230,7 +230,7 @@ def _case_verdict(est: Mapping, direction: int, threshold: float) -> tuple[str, 
     tail = f"~{need} seeds needed at the observed variance" if need else \
         "the estimate sits on the threshold: more seeds alone will not resolve it"
     return "inconclusive", (f"underpowered: the 95 % interval contains {zero}the smallest "
-                            f"effect {fmt(direction * threshold)}; {tail}"), need
+                            f"effect {fmt(direction * threshold + 0.0)}; {tail}"), need
 
 
 def make_claim(
