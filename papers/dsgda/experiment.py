@@ -131,10 +131,12 @@ def build_replicas(cfg: DSGDAConfig, problem, pool: Pool, points: list[Point], s
 
 
 def run_points(cfg: DSGDAConfig, setting: str, seed: int, points: list[Point],
-               show_progress: bool = False, trace_fn=None, keep_trace: bool = False) -> dict:
+               show_progress: bool = False, trace_fn=None, keep_trace: bool = False,
+               measure: bool = True) -> dict:
     """Simulate (or, with `trace_fn`, run another backend on) the points of one (m, n) shape
     and summarise every point: {"T": [...], "output": ..., "points": {key: {metric: [per
-    horizon]}}} (+ "trace", the raw iterates, with `keep_trace`)."""
+    horizon]}}} (+ "trace", the raw iterates, with `keep_trace`). With measure=False only
+    the trace is returned (a distributed rank that writes nothing)."""
     problem, pool = problem_for(cfg, setting)
     reps = build_replicas(cfg, problem, pool, points, seed, cfg.sweep.pairs)
     hs = horizons(cfg.sgda.steps, cfg.sgda.eval_points)
@@ -143,6 +145,8 @@ def run_points(cfg: DSGDAConfig, setting: str, seed: int, points: list[Point],
                          show_progress=show_progress, desc=f"{setting} m={points[0].m} n={points[0].n}")
     else:
         trace = trace_fn(problem, reps, hs)
+    if not measure:
+        return {"trace": trace}
     out = summarise(cfg, problem, pool, reps, trace, points, setting)
     if keep_trace:
         out["trace"] = trace

@@ -15,7 +15,9 @@ import torch
 
 from papers.dsgda import claims, plots
 from papers.dsgda.config import DSGDAConfig
+from papers.dsgda.distributed import launched_world_size
 from papers.dsgda.experiment import OUTPUT_OF_SETTING, base_point, grid, run_points, shapes
+from shared import UserError
 from shared.cli import Context
 from shared.config import to_dict
 from shared.results import build_results, summarize, write_results
@@ -115,6 +117,10 @@ def curve_rows(res: Results, setting: str) -> list:
 
 
 def reproduce(cfg: DSGDAConfig, ctx: Context) -> Path:
+    world = launched_world_size()
+    if world > 1:  # each rank would write its own result set
+        raise UserError(f"reproduce runs the sweeps in the simulation, in sweep.processes worker "
+                        f"processes; run it without torchrun (not {world} processes)")
     out = new_reproduce_dir(cfg.runs_dir, ctx.slug, ctx.config_name)
     write_run_info(out, cfg)
     jobs = [Job(cfg, ctx, setting, seed) for setting in cfg.sweep.settings for seed in cfg.seeds]

@@ -1,5 +1,5 @@
 """`train`: one configuration (sgda.*) on one problem, with sweep.pairs neighbouring pairs,
-on the simulation or on torch.distributed (one process per client, under torchrun).
+on the simulation or on torch.distributed (under torchrun, each process a block of clients).
 
 Writes into its run directory: summary.json (every measure at every horizon, the final
 ones, W's spectral gap, the backend's timing), metrics.jsonl / wandb (one record per
@@ -16,6 +16,7 @@ from papers.dsgda import distributed
 from papers.dsgda.algorithm import simulate
 from papers.dsgda.config import DSGDAConfig
 from papers.dsgda.experiment import base_point, run_points
+from shared import UserError
 from shared.cli import Context
 from shared.config import to_dict
 from shared.device import close_distributed
@@ -51,18 +52,29 @@ def train(cfg: DSGDAConfig, ctx: Context) -> dict:
     and {} on the other ranks."""
     setting, seed = cfg.problem.setting, cfg.seed
     dist_mode = cfg.sgda.backend == "distributed"
+    world = distributed.launched_world_size()
+    if not dist_mode and world > 1:
+        raise UserError(f"train under torchrun ({world} processes) needs sgda.backend=distributed; "
+                        "the simulation runs every client in one process (drop torchrun)")
     rank, device = 0, torch.device("cpu")
     if dist_mode:
-        rank, _, device = distributed.init(cfg.sgda.dist_backend, cfg.sgda.clients)
+        rank, world, device = distributed.init(cfg.sgda.dist_backend, cfg.sgda.clients)
     try:
-        run_dir = done = None
+        run_dir = None
+        status: tuple = ("ok", False)
         if rank == 0:
-            run_dir, resuming = resolve_run_dir(cfg.resume, cfg.runs_dir, ctx.slug, ctx.config_name,
-                                                f"train-{setting}", seed)
-            if resuming:
-                check_same_config(run_dir, cfg, RELEVANT)
-            done = resuming and is_done(run_dir)
-        if _broadcast(done, rank):
+            try:
+                run_dir, resuming = resolve_run_dir(cfg.resume, cfg.runs_dir, ctx.slug, ctx.config_name,
+                                                    f"train-{setting}", seed)
+                if resuming:
+                    check_same_config(run_dir, cfg, RELEVANT)
+                status = ("ok", resuming and is_done(run_dir))
+            except UserError as exc:  # every rank stops with the same line, none waits
+                status = ("error", str(exc))
+        status = _broadcast(status, rank)
+        if status[0] == "error":
+            raise UserError(status[1])
+        if status[1]:
             return read_summary(run_dir) if rank == 0 else {}
         timing: dict = {}
 
@@ -75,13 +87,14 @@ def train(cfg: DSGDAConfig, ctx: Context) -> dict:
                               rounds=cfg.sgda.steps // cfg.sgda.local_steps)
                 return trace
             trace, timing_ = distributed.run_client(problem, reps, cfg.sgda.steps, cfg.sgda.batch_size,
-                                                    hs, seed, rank, device, show_progress=True)
+                                                    hs, seed, rank, world, device, show_progress=True)
             timing.update(timing_)
             return trace
 
         start = time.perf_counter()
         point = base_point(cfg)
-        result = run_points(cfg, setting, seed, [point], trace_fn=on_backend, keep_trace=True)
+        result = run_points(cfg, setting, seed, [point], trace_fn=on_backend, keep_trace=True,
+                            measure=rank == 0)  # only rank 0 writes, so only it measures
         seconds = time.perf_counter() - start
         if rank != 0:
             return {}

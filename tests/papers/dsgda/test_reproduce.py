@@ -62,14 +62,23 @@ def _same(a, b) -> bool:
     return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
-def test_same_seed_gives_identical_results(first_run, tmp_path):
+@pytest.fixture
+def no_plots(monkeypatch):
+    """Skip drawing the 16 plots (half a smoke reproduce's time) where a test compares only
+    numbers; test_smoke_reproduce_writes_claims_tables_and_plots checks the plots."""
+    from papers.dsgda import plots
+
+    monkeypatch.setattr(plots, "all_plots", lambda res, out: [])
+
+
+def test_same_seed_gives_identical_results(first_run, tmp_path, no_plots):
     _, _, results = first_run
     _, again = _reproduce(tmp_path)
     for key in ("methods", "claims", "protocol_notes", "tables", "seeds"):
         assert _same(again[key], results[key]), key
 
 
-def test_resume_reuses_finished_runs_and_redoes_a_dead_one(first_run):
+def test_resume_reuses_finished_runs_and_redoes_a_dead_one(first_run, no_plots):
     root, _, results = first_run
     runs = sorted((root / "dsgda" / "smoke").glob("sweep-*/seed*"))
     assert len(runs) == 8
