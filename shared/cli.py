@@ -150,5 +150,9 @@ def run_cli(
         close_distributed(wait=False)
         print("interrupted; rerun with resume=latest to continue", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `... | head`: the reader went away; stop quietly
+        close_distributed(wait=False)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     close_distributed()
     return 0
