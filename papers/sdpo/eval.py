@@ -43,11 +43,20 @@ class Evaluator:
         x_T = torch.randn((len(prompts), *backbone.latent_shape), generator=generator, device=device)
         traj = sample_trajectories(policy.eps, backbone.scheduler, cond, x_T, steps, cfg.eval.eta,
                                    generator, record=False)
-        return backbone.decode(traj.final)
+        return torch.cat([backbone.decode(traj.final[i:i + cfg.reward.batch])
+                          for i in range(0, len(traj.final), cfg.reward.batch)])
 
     def evaluate(self, run_dir: Path, grid_name: str | None = None) -> dict[str, float]:
-        if not self.trainer.accelerator.is_main_process:
-            return {}
+        """Mean and std of the held-out reward at every budget (and the grid, when named).
+
+        The main process evaluates (every process holds the same weights) and hands the
+        numbers to the others, so each process gets the same, complete dict: the numbers
+        of a one-process run, whatever the number of processes."""
+        from papers.sdpo.train import on_main
+
+        return on_main(self.trainer.accelerator, lambda: self._evaluate(run_dir, grid_name))
+
+    def _evaluate(self, run_dir: Path, grid_name: str | None) -> dict[str, float]:
         unet = self.trainer.policy.unet
         was_training = unet.training
         unet.eval()
@@ -80,30 +89,64 @@ class Evaluator:
         return summary
 
 
-def evaluate_run(cfg: SDPOExperimentConfig, ctx) -> dict:
-    """Evaluate the latest checkpoint of a run (`resume=<dir>`, or the newest run of
-    cfg.method / cfg.ablation / cfg.seed) and write a grid beside it."""
-    from papers.sdpo.train import Trainer, run_name, variant
+def find_run(cfg: SDPOExperimentConfig, ctx) -> tuple[Path, dict]:
+    """(run directory, its run.json) that `eval` scores: `resume=<run dir>` (a run of this
+    paper and config, finished or not), else the newest finished run of cfg.method /
+    cfg.ablation / cfg.seed."""
+    import json
+
+    from papers.sdpo.train import run_name
     from shared import UserError
-    from shared.checkpoint import latest_checkpoint
-    from shared.runs import method_dir
+    from shared.runs import is_done, method_dir
 
     name = run_name(cfg.method, cfg.ablation)
     if cfg.resume not in ("", "latest"):
-        run_dir = Path(cfg.resume)
+        run_dir = Path(cfg.resume).expanduser().resolve()
+        parts = run_dir.parts[-4:]
+        if not (run_dir.is_dir() and len(parts) == 4 and list(parts[:2]) == [ctx.slug, ctx.config_name]
+                and parts[3].startswith("seed") and (run_dir / "run.json").is_file()):
+            raise UserError(f"resume={cfg.resume}: not a run directory of {ctx.slug}/{ctx.config_name}/"
+                            "<method>/seed<k>-<stamp> (a run directory holds run.json)")
     else:
         parent = method_dir(cfg.runs_dir, ctx.slug, ctx.config_name, name)
-        found = sorted(parent.glob(f"seed{cfg.seed}-*")) if parent.exists() else []
+        found = [p for p in sorted(parent.glob(f"seed{cfg.seed}-*")) if is_done(p)] if parent.exists() else []
         if not found:
-            raise UserError(f"no {name} run with seed {cfg.seed} under {parent}: train one first")
+            raise UserError(f"no {name} run with seed {cfg.seed} has finished under {parent}: train "
+                            "one first, or pass resume=<run dir> for an unfinished one")
         run_dir = found[-1]
+    try:
+        info = json.loads((run_dir / "run.json").read_text())
+    except json.JSONDecodeError:
+        raise UserError(f"run {run_dir}: run.json is unreadable") from None
+    return run_dir, info
+
+
+def evaluate_run(cfg: SDPOExperimentConfig, ctx) -> dict:
+    """Score the latest checkpoint of a run (see `find_run`) at every budget of `eval.steps`
+    and write `eval/epoch<k>.json` and the grid `eval/grid-epoch<k>.png` beside it. The
+    method, ablation and seed are the run's own (from its run.json)."""
+    import json
+
+    from papers.sdpo.train import Trainer, variant
+    from shared import UserError
+    from shared.checkpoint import latest_checkpoint
+
+    run_dir, info = find_run(cfg, ctx)
+    method, ablation = info.get("method", cfg.method), info.get("ablation", cfg.ablation)
+    seed = int(info.get("seed", cfg.seed))
     ckpt = latest_checkpoint(run_dir / "checkpoints")
     if ckpt is None:
         raise UserError(f"run {run_dir} has no checkpoint yet")
-    trainer = Trainer(variant(cfg, cfg.ablation), cfg.method, cfg.seed)
-    trainer.restore(ckpt)
-    evaluator = Evaluator(cfg, trainer)
+    run_cfg = variant(cfg, ablation)
+    trainer = Trainer(run_cfg, method, seed)
+    trainer.restore(ckpt, streams=False)  # the weights; a run of any number of processes
+    evaluator = Evaluator(run_cfg, trainer)
     grid = f"epoch{trainer.epoch}"
     result = evaluator.evaluate(run_dir / "eval", grid_name=grid)
-    return {"run_dir": str(run_dir), "epoch": trainer.epoch, "grid": str(run_dir / "eval" / f"grid-{grid}.png"),
-            **{n: result[key(n)] for n in cfg.eval.steps}}
+    out = {"run_dir": str(run_dir), "method": method, "ablation": ablation, "seed": seed,
+           "epoch": trainer.epoch, "checkpoint": str(ckpt),
+           "grid": str(run_dir / "eval" / f"grid-{grid}.png"),
+           **{n: result[key(n)] for n in cfg.eval.steps}}
+    if trainer.accelerator.is_main_process:
+        (run_dir / "eval" / f"{grid}.json").write_text(json.dumps({**out, **result}, indent=2) + "\n")
+    return out

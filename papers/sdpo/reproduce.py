@@ -8,6 +8,7 @@ latest checkpoint.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -15,7 +16,8 @@ import torch
 
 from papers.sdpo import claims, report
 from papers.sdpo.config import SDPOExperimentConfig
-from papers.sdpo.train import load_backbone, run_name, train
+from papers.sdpo.train import check_inputs, load_backbone, new_accelerator, on_main, run_name, train
+from shared import UserError
 from shared.cli import Context
 from shared.results import build_results, summary_line, write_results
 from shared.runs import new_reproduce_dir, run_jobs
@@ -27,6 +29,7 @@ def prepare(cfg: SDPOExperimentConfig) -> None:
     """Build the cached base model and reward model before the runs start (once, here)."""
     from papers.sdpo.rewards import build_reward
 
+    check_inputs(cfg)
     device = torch.device("cpu") if cfg.device == "auto" else torch.device(cfg.device)
     load_backbone(cfg, device)
     build_reward(cfg, device)
@@ -63,9 +66,23 @@ def copy_grids(groups: dict[str, list[dict]], out: Path) -> list[str]:
 
 
 def reproduce(cfg: SDPOExperimentConfig, ctx: Context) -> Path:
-    out = new_reproduce_dir(cfg.runs_dir, ctx.slug, ctx.config_name)
+    """Every run, then the results. Under `accelerate launch` / torchrun (several processes)
+    the runs go one after another, each on every process; the main process alone makes the
+    reproduce directory and writes the results (one result set)."""
+    check_inputs(cfg)
+    processes = int(os.environ.get("WORLD_SIZE", "1"))
+    if processes > 1 and cfg.parallel_runs != 1:
+        raise UserError(f"parallel_runs={cfg.parallel_runs}: under {processes} processes the runs "
+                        "already share the processes; set parallel_runs=1")
+    accelerator = new_accelerator(cfg) if processes > 1 else None
+    if accelerator is None:
+        out = new_reproduce_dir(cfg.runs_dir, ctx.slug, ctx.config_name)
+    else:
+        out = on_main(accelerator, lambda: new_reproduce_dir(cfg.runs_dir, ctx.slug, ctx.config_name))
     prepare(cfg)
     summaries = run_all(cfg, ctx)
+    if accelerator is not None and not accelerator.is_main_process:
+        return out
     groups = report.by_name(summaries)
     metrics = report.method_metrics(cfg, groups)
     methods = ["base", *cfg.train.methods]

@@ -50,30 +50,41 @@ class EpochSamples:
         return len(self.prompts) // 2
 
 
+def decode_and_score(decode, reward_fn: RewardFn, latents: torch.Tensor, prompts: list[str],
+                     chunk: int) -> torch.Tensor:
+    """reward_fn(decode(latents), prompts), `chunk` latents at a time: at paper scale one
+    epoch's 3 × 64 x̂0 decoded at once through the VAE at 512 px would not fit in memory.
+    (The reward batches by the same `chunk`, so the grouping, and every number, is unchanged.)"""
+    chunk = max(1, chunk)
+    scores = [reward_fn(decode(latents[i:i + chunk]), list(prompts[i:i + chunk])).float()
+              for i in range(0, len(latents), chunk)]
+    return torch.cat(scores) if scores else torch.zeros(0, device=latents.device)
+
+
 def _score_steps(traj: Trajectories, steps: torch.Tensor, decode, reward_fn: RewardFn,
-                 prompts: list[str]) -> torch.Tensor:
+                 prompts: list[str], chunk: int) -> torch.Tensor:
     """Rewards (B, K) of x̂0 at step indices `steps` (B, K)."""
     rows = torch.arange(steps.shape[0], device=steps.device)[:, None].expand_as(steps)
     latents = traj.x0_preds[rows.reshape(-1), steps.reshape(-1)]
     repeated = [p for p in prompts for _ in range(steps.shape[1])]
-    return reward_fn(decode(latents), repeated).reshape(steps.shape).float()
+    return decode_and_score(decode, reward_fn, latents, repeated, chunk).reshape(steps.shape)
 
 
 def dense_step_rewards(cfg: SDPOExperimentConfig, traj: Trajectories, decode, reward_fn: RewardFn,
                        prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor, int]:
     """(dense rewards (B, T), final rewards (B,), reward queries) for SDPO's `sdpo.dense` mode."""
     batch, steps = traj.log_probs.shape
-    mode = cfg.sdpo.dense
+    mode, chunk = cfg.sdpo.dense, cfg.reward.batch
     if mode == "oracle":
         every = torch.arange(steps, device=traj.log_probs.device).expand(batch, steps)
-        dense = _score_steps(traj, every, decode, reward_fn, prompts)
+        dense = _score_steps(traj, every, decode, reward_fn, prompts, chunk)
         return dense, dense[:, -1], batch * steps
     if mode == "sparse":
         last = torch.full((batch, 1), steps - 1, device=traj.log_probs.device)
-        final = _score_steps(traj, last, decode, reward_fn, prompts)[:, 0]
+        final = _score_steps(traj, last, decode, reward_fn, prompts, chunk)[:, 0]
         return sparse_rewards(final, steps), final, batch
     anchor, sims = anchor_similarities(traj.x0_preds)
-    refs = _score_steps(traj, query_steps(anchor, steps), decode, reward_fn, prompts)
+    refs = _score_steps(traj, query_steps(anchor, steps), decode, reward_fn, prompts, chunk)
     dense = interpolate_rewards(refs, anchor, sims, clamped=cfg.sdpo.similarity == "clamped")
     return dense, refs[:, 2], batch * 3
 
@@ -100,7 +111,7 @@ def collect(
         dense, final, queries = dense_step_rewards(cfg, traj, backbone.decode, reward_fn, both)
         signal = discounted_returns(dense, cfg.sdpo.gamma)
     else:
-        final = reward_fn(backbone.decode(traj.final), both).float()
+        final = decode_and_score(backbone.decode, reward_fn, traj.final, both, cfg.reward.batch)
         queries = len(both)
         signal = final[:, None]
     if method == "d3po":

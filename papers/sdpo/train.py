@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 import torch
+from accelerate.utils import broadcast_object_list, gather_object
 
 from papers.sdpo.baselines import (
     d3po_loss,
@@ -99,11 +100,29 @@ def check_batching(cfg: SDPOExperimentConfig) -> None:
         raise UserError("sample.steps must be at least 2 (SDPO queries the first, an anchor and the last step)")
 
 
+def check_inputs(cfg: SDPOExperimentConfig) -> None:
+    """What can be checked before a run directory is made or a model is built: the batching,
+    and that the local SD-Turbo and reward weights the config names exist (nothing downloads)."""
+    from papers.sdpo.reward_models import LAYOUTS, local_dir
+
+    check_batching(cfg)
+    if cfg.policy.model == "stable-diffusion":
+        if not cfg.policy.path:
+            raise UserError("policy.model=stable-diffusion needs policy.path: a local diffusers "
+                            "directory of SD-Turbo (nothing is downloaded)")
+        path = Path(cfg.policy.path).expanduser()
+        if not path.is_dir():
+            raise UserError(f"policy.path {path} is not a directory (policy.model=stable-diffusion "
+                            "needs a local diffusers pipeline such as stabilityai/sd-turbo)")
+    if cfg.reward.name in LAYOUTS:
+        local_dir(cfg.reward.name, cfg.reward)
+
+
 class Trainer:
     """Policy, optimiser, statistics tracker and random streams of one run."""
 
     def __init__(self, cfg: SDPOExperimentConfig, method: str, seed: int,
-                 backbone: Backbone | None = None) -> None:
+                 backbone: Backbone | None = None, accelerator=None) -> None:
         from papers.sdpo.prompts import prompt_set
         from papers.sdpo.rewards import build_reward
 
@@ -111,8 +130,7 @@ class Trainer:
         torch.set_num_threads(cfg.train.threads)
         seed_everything(seed, cfg.deterministic)
         self.cfg, self.method, self.seed = cfg, method, seed
-        self.accelerator = make_accelerator(cfg.device, cfg.precision,
-                                            gradient_accumulation_steps=cfg.train.grad_accum)
+        self.accelerator = accelerator or new_accelerator(cfg)
         self.device = self.accelerator.device
         backbone = backbone if backbone is not None else load_backbone(cfg, self.device)
         self.policy = Policy(backbone.to(self.device), cfg.policy)
@@ -129,7 +147,8 @@ class Trainer:
         self.samples_seen = 0  # trajectories sampled so far, over all processes
 
     # ---------------------------------------------------------------- one epoch
-    def run_epoch(self) -> dict[str, float]:
+    def sample_epoch(self) -> EpochSamples:
+        """This process's pairs of the epoch: prompts drawn, trajectories sampled and scored."""
         cfg = self.cfg
         pick = torch.randint(len(self.prompts), (cfg.sample.pairs_per_epoch,), generator=self.generator,
                              device=self.device)
@@ -139,6 +158,11 @@ class Trainer:
             samples = collect(cfg, self.method, self.policy, prompts, self.reward, self.tracker,
                               self.generator, self.accelerator.gather, self.accelerator.process_index)
         self.policy.unet.train()
+        return samples
+
+    def run_epoch(self) -> dict[str, float]:
+        cfg = self.cfg
+        samples = self.sample_epoch()
         logs = {"loss": 0.0}
         for _ in range(cfg.train.inner_epochs):
             logs = self.update(samples) if self.method != "rebel" else self.update_rebel(samples)
@@ -177,22 +201,26 @@ class Trainer:
         cfg = self.cfg
         pairs, steps = samples.pairs, cfg.sample.steps
         order, perms = self._orders(pairs, steps)
-        old = samples.traj.log_probs
         total, count, extra = 0.0, 0, 0.0
         for j in range(steps):
             for start in range(0, pairs, cfg.train.batch_size):
                 idx = order[start:start + cfg.train.batch_size]
-                a_rows, b_rows = idx, idx + pairs
-                step = perms[idx, j]
-                rows, both_steps = torch.cat([a_rows, b_rows]), torch.cat([step, step])
-                with self.accelerator.accumulate(self.model):
-                    logp = self._log_probs(samples, rows, both_steps)
-                    logp_a, logp_b = logp.chunk(2)
-                    loss, info = self._loss(samples, a_rows, b_rows, step, logp_a, logp_b, old)
-                    self._backward_and_step(loss)
+                loss, info = self.micro_step(samples, idx, perms[idx, j])
                 total, count = total + loss.item(), count + 1
                 extra += next(iter(info.values())).item()
         return {"loss": total / count, next(iter(info)): extra / count}
+
+    def micro_step(self, samples: EpochSamples, idx: torch.Tensor, step: torch.Tensor):
+        """One gradient step's data (SDPO, DDPO, D3PO): pairs `idx` at their transitions
+        `step`; backward, and an optimiser step every train.grad_accum calls."""
+        a_rows, b_rows = idx, idx + samples.pairs
+        rows, both_steps = torch.cat([a_rows, b_rows]), torch.cat([step, step])
+        with self.accelerator.accumulate(self.model):
+            logp = self._log_probs(samples, rows, both_steps)
+            logp_a, logp_b = logp.chunk(2)
+            loss, info = self._loss(samples, a_rows, b_rows, step, logp_a, logp_b, samples.traj.log_probs)
+            self._backward_and_step(loss)
+        return loss, info
 
     def _loss(self, samples, a_rows, b_rows, step, logp_a, logp_b, old):
         cfg = self.cfg
@@ -251,30 +279,71 @@ class Trainer:
 
     # ---------------------------------------------------------------- checkpoints
     def save(self, run_dir: Path) -> None:
+        """Checkpoint (main process): weights, optimiser, tracker, and every process's own
+        random streams (each samples its own prompts and noise), so a resume is exact."""
+        streams = [{"generator": self.generator.get_state(), "rng": rng_state()}]
+        if self.accelerator.num_processes > 1:  # a collective: every process takes part
+            streams = gather_object(streams)
         if not self.accelerator.is_main_process:
             return
         state = {"epoch": self.epoch, "samples_seen": self.samples_seen,
                  "optimizer": self.optimizer.state_dict(), "tracker": self.tracker.state_dict(),
-                 "generator": self.generator.get_state(), "rng": rng_state()}
+                 "processes": streams}
         save_checkpoint(run_dir / "checkpoints", self.epoch, self.policy.trainable_state(), state,
                         keep=self.cfg.train.keep_checkpoints)
 
-    def restore(self, ckpt: Path) -> None:
+    def restore(self, ckpt: Path, streams: bool = True) -> None:
+        """Continue from `ckpt`; `streams=False` takes the weights, optimiser and counters but
+        not the random streams (evaluation), so a run of any number of processes loads."""
         tensors, state = load_checkpoint(ckpt, self.device)
         try:
             self.policy.load_trainable_state(tensors)
         except KeyError as exc:
             raise UserError(f"checkpoint {ckpt} does not match this policy: {exc}") from None
+        saved = state.get("processes") or [{"generator": state["generator"], "rng": state["rng"]}]
+        world = self.accelerator.num_processes
+        if streams and len(saved) != world:
+            raise UserError(f"checkpoint {ckpt} was written by {len(saved)} process(es); resume it "
+                            f"with {len(saved)}, not {world} (each process has its own random streams)")
         self.optimizer.load_state_dict(state["optimizer"])
         self.tracker.load_state_dict(state["tracker"])
-        self.generator.set_state(state["generator"].cpu())
-        set_rng_state(state["rng"])
+        if streams:
+            mine = saved[self.accelerator.process_index]
+            self.generator.set_state(mine["generator"].cpu())
+            set_rng_state(mine["rng"])
         self.epoch, self.samples_seen = state["epoch"], state["samples_seen"]
+
+
+def new_accelerator(cfg: SDPOExperimentConfig):
+    """The run's Accelerator (one process, or every process of `accelerate launch`/torchrun)."""
+    return make_accelerator(cfg.device, cfg.precision, gradient_accumulation_steps=cfg.train.grad_accum)
+
+
+def on_main(accelerator, fn):
+    """`fn()` run by the main process only, its result handed to every process; a UserError
+    it raises is raised on every process (so no process waits for a result that never comes)."""
+    if accelerator.num_processes == 1:
+        return fn()
+    box = [None]
+    if accelerator.is_main_process:
+        try:
+            box = [("ok", fn())]
+        except UserError as exc:
+            box = [("error", str(exc))]
+    kind, value = broadcast_object_list(box)[0]
+    if kind == "error":
+        raise UserError(value)
+    return value
 
 
 def train(cfg: SDPOExperimentConfig, ctx: Context, method: str | None = None, ablation: str | None = None,
           seed: int | None = None, backbone: Backbone | None = None) -> dict:
-    """Train (or finish, with resume) one run; returns its summary."""
+    """Train (or finish, with resume) one run; returns its summary.
+
+    Under `accelerate launch` (or torchrun) with several processes, only the main process
+    resolves (and creates and locks) the run directory, writes the run's files and evaluates;
+    the others receive the directory, the evaluations and the summary from it, so every
+    process returns the same summary and there is one run directory."""
     from papers.sdpo.eval import Evaluator
 
     method = method or cfg.method
@@ -283,30 +352,45 @@ def train(cfg: SDPOExperimentConfig, ctx: Context, method: str | None = None, ab
         raise UserError(f"ablation={ablation} is an SDPO ablation; method={method} has none")
     seed = cfg.seed if seed is None else seed
     cfg = variant(cfg, ablation)
+    check_inputs(cfg)
     name = run_name(method, ablation)
-    run_dir, resuming = resolve_run_dir(cfg.resume, cfg.runs_dir, ctx.slug, ctx.config_name, name, seed)
-    if resuming:
-        check_same_config(run_dir, cfg, ("data.", "text.", "base.", "policy.", "reward.", "sample.",
-                                          "sdpo.", "baselines.", *TRAINING_KEYS, "eval.", "deterministic"))
-        if is_done(run_dir):
-            return read_summary(run_dir)
-    trainer = Trainer(cfg, method, seed, backbone)
-    ckpt = latest_checkpoint(run_dir / "checkpoints") if resuming else None
+    accelerator = new_accelerator(cfg)
+    main = accelerator.is_main_process
+
+    def open_dir():
+        run_dir, resuming = resolve_run_dir(cfg.resume, cfg.runs_dir, ctx.slug, ctx.config_name, name, seed)
+        if resuming:
+            check_same_config(run_dir, cfg, ("data.", "text.", "base.", "policy.", "reward.", "sample.",
+                                              "sdpo.", "baselines.", *TRAINING_KEYS, "eval.", "deterministic"))
+            if is_done(run_dir):
+                return run_dir, resuming, read_summary(run_dir)
+        return run_dir, resuming, None
+
+    run_dir, resuming, finished = on_main(accelerator, open_dir)
+    if finished is not None:
+        return finished
+    trainer = Trainer(cfg, method, seed, backbone, accelerator=accelerator)
+    ckpt = on_main(accelerator, lambda: latest_checkpoint(run_dir / "checkpoints")) if resuming else None
     if ckpt is not None:
         trainer.restore(ckpt)
-    write_run_info(run_dir, cfg, {"seed": seed, "method": method, "ablation": ablation,
-                                  "resumed_from": str(ckpt) if ckpt else None})
+    if main:
+        write_run_info(run_dir, cfg, {"seed": seed, "method": method, "ablation": ablation,
+                                      "processes": accelerator.num_processes,
+                                      "resumed_from": str(ckpt) if ckpt else None})
     evaluator = Evaluator(cfg, trainer)
     tracker = Tracker(run_dir, slug=ctx.slug, group=f"{ctx.config_name}-{name}",
                       name=f"{ctx.slug}__{name}__{ctx.config_name}__{seed}", config=to_dict(cfg),
-                      use_wandb=cfg.wandb and trainer.accelerator.is_main_process,
-                      resume_step=trainer.epoch if ckpt else None)
+                      use_wandb=cfg.wandb and main,
+                      resume_step=trainer.epoch if ckpt and main else None)
     epochs = cfg.train.epochs
-    bar = progress(total=epochs, initial=trainer.epoch, desc=f"{name} seed {seed}", leave=False)
+    bar = progress(total=epochs, initial=trainer.epoch, desc=f"{name} seed {seed}", leave=False,
+                   **({} if main else {"disable": True}))
     try:
         with tracker:
             if trainer.epoch == 0:
-                tracker.log(evaluator.evaluate(run_dir, grid_name="before"), step=0)
+                first = evaluator.evaluate(run_dir, grid_name="before")
+                if main:
+                    tracker.log(first, step=0)
             while trainer.epoch < epochs:
                 logs = trainer.run_epoch()
                 bar.update(1)
@@ -314,16 +398,17 @@ def train(cfg: SDPOExperimentConfig, ctx: Context, method: str | None = None, ab
                     last = trainer.epoch == epochs
                     logs.update(evaluator.evaluate(run_dir, grid_name="after" if last else None))
                     bar.set_postfix(reward=f"{logs[evaluator.key(cfg.eval.steps[0])]:.3f}", refresh=False)
-                tracker.log(logs, step=trainer.epoch)
+                if main:
+                    tracker.log(logs, step=trainer.epoch)
                 if trainer.epoch % cfg.train.checkpoint_every == 0 or trainer.epoch == epochs:
                     trainer.save(run_dir)
-            summary = evaluator.summary(run_dir)
+            summary = on_main(accelerator, lambda: evaluator.summary(run_dir))
             tracker.summary({k: v for k, v in summary.items() if isinstance(v, float)})
     finally:
         bar.close()
     summary.update({"method": method, "ablation": ablation, "name": name, "seed": seed,
                     "run_dir": str(run_dir)})
-    if trainer.accelerator.is_main_process:
+    if main:
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         mark_done(run_dir)
     return summary

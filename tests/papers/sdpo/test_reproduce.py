@@ -12,26 +12,15 @@ import pytest
 
 import papers.sdpo
 from papers.sdpo import claims as sdpo_claims
-from papers.sdpo.__main__ import COMMANDS
-from papers.sdpo.config import SDPOExperimentConfig
-from shared.cli import run_cli
 from shared.results import VERDICTS
 
 PAPER_DIR = Path(papers.sdpo.__file__).parent
 REPO = PAPER_DIR.parents[1]
 
 
-def _reproduce(root, data_dir, *extra):
-    argv = ["reproduce", "--config", "smoke", f"runs_dir={root}", f"data_dir={data_dir}", "wandb=false", *extra]
-    assert run_cli("sdpo", SDPOExperimentConfig, COMMANDS, PAPER_DIR, argv) == 0
-    outs = sorted((root / "sdpo" / "smoke" / "reproduce").iterdir())
-    return outs[-1], json.loads((outs[-1] / "results.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def first_run(tmp_path_factory):
-    root, data = tmp_path_factory.mktemp("runs"), tmp_path_factory.mktemp("data")
-    return root, data, *_reproduce(root, data)
+@pytest.fixture
+def first_run(smoke_reproduce):
+    return smoke_reproduce
 
 
 def test_smoke_reproduce_reports_rewards_by_steps_for_base_and_every_method(first_run):
@@ -75,41 +64,76 @@ def test_smoke_reproduce_reports_rewards_by_steps_for_base_and_every_method(firs
     assert {"grid_base.png", "grid_sdpo.png", "gain_vs_steps.png", "reward_vs_samples_1step.png"} <= set(results["plots"])
 
 
-def test_same_seed_gives_identical_results_and_resume_reuses_runs(first_run, tmp_path):
+def test_same_seed_gives_identical_results_and_resume_reuses_runs(first_run, tmp_path, run_reproduce):
     root, data, _, results = first_run
-    _, again = _reproduce(tmp_path, data, "train.methods=[sdpo,d3po]", "train.ablations=[]")
+    _, again = run_reproduce(tmp_path, data, "train.methods=[sdpo,d3po]", "train.ablations=[]")
     for method in ("sdpo", "d3po", "base"):
         assert again["methods"][method] == results["methods"][method]
     before = sorted((root / "sdpo" / "smoke" / "sdpo").iterdir())
-    _, reused = _reproduce(root, data, "resume=latest", "train.methods=[sdpo]", "train.ablations=[]")
+    _, reused = run_reproduce(root, data, "resume=latest", "train.methods=[sdpo]", "train.ablations=[]")
     assert sorted((root / "sdpo" / "smoke" / "sdpo").iterdir()) == before
     assert reused["methods"]["sdpo"] == results["methods"]["sdpo"]
 
 
-def test_eval_command_scores_the_latest_checkpoint(first_run, capsys):
+def test_eval_command_scores_the_latest_checkpoint(first_run, cli):
     root, data, _, _ = first_run
-    argv = ["eval", "--config", "smoke", f"runs_dir={root}", f"data_dir={data}", "wandb=false", "method=rebel"]
-    assert run_cli("sdpo", SDPOExperimentConfig, COMMANDS, PAPER_DIR, argv) == 0
-    out = capsys.readouterr().out
+    code, out, err = cli("sdpo", "eval", "--config", "smoke", f"runs_dir={root}", f"data_dir={data}",
+                         "wandb=false", "method=rebel")
+    assert code == 0, err
     assert "at epoch 2" in out and "8 steps" in out
-    assert Path(out.strip().splitlines()[-1].split("grid: ")[1]).exists()
+    grid = Path(out.strip().splitlines()[-1].split("grid: ")[1])
+    assert grid.exists() and grid.parent.parent.parent.name == "rebel"
+    record = json.loads((grid.parent / "epoch2.json").read_text())
+    assert record["method"] == "rebel" and record["seed"] == 0 and record["epoch"] == 2
+    # the final evaluation of a finished run is what training recorded for it
+    summary = json.loads((grid.parent.parent / "summary.json").read_text())
+    assert [record[str(n)] for n in (1, 2, 4, 8)] == [summary[f"final_{n}"] for n in (1, 2, 4, 8)]
 
 
-@pytest.mark.parametrize("args, words", [
-    (["train", "--config", "smoke", "method=sdpoo"], ["method", "not one of"]),
-    (["train", "--config", "smoke", "ablation=dense"], ["ablation", "not in"]),
-    (["train", "--config", "smoke", "sample.pairs_per_epoch=3"], ["multiple of train.batch_size"]),
-    (["train", "--config", "smoke", "policy.model=stable-diffusion", "policy.path=/nowhere"], ["/nowhere"]),
-    (["train", "--config", "smoke", "reward.name=pickscore"], ["reward.path"]),
-    (["eval", "--config", "smoke", "method=ddpo"], ["no ddpo run"]),
+def test_eval_takes_the_newest_finished_run_or_the_given_one(first_run, cli, tmp_path):
+    root, data, _, _ = first_run
+    common = ["--config", "smoke", f"runs_dir={root}", f"data_dir={data}", "wandb=false"]
+    (finished,) = sorted((root / "sdpo" / "smoke" / "d3po").glob("seed1-*"))
+    newer = finished.parent / "seed1-99991231-000000-000000"  # newer, unfinished, no checkpoint
+    newer.mkdir()
+    (newer / "run.json").write_text(json.dumps({"method": "d3po", "ablation": "", "seed": 1}))
+    try:
+        code, out, err = cli("sdpo", "eval", *common, "method=d3po", "seed=1")
+        assert code == 0, err
+        assert out.startswith(f"{finished} at epoch 2")
+        # a run given as resume=<dir> is scored with its own method and seed
+        code, out, err = cli("sdpo", "eval", *common, f"resume={finished}")
+        assert code == 0, err
+        assert out.startswith(f"{finished} at epoch 2")
+        code, _, err = cli("sdpo", "eval", *common, f"resume={newer}")
+        assert code == 2 and err.strip() == f"error: run {newer} has no checkpoint yet"
+        code, _, err = cli("sdpo", "eval", *common, f"resume={tmp_path}")
+        assert code == 2 and "not a run directory of sdpo/smoke" in err and len(err.strip().splitlines()) == 1
+    finally:
+        newer.joinpath("run.json").unlink()
+        newer.rmdir()
+
+
+@pytest.mark.parametrize("command, args, words", [
+    ("train", ["method=sdpoo"], ["method", "not one of"]),
+    ("train", ["ablation=dense"], ["ablation", "not in"]),
+    ("train", ["sample.pairs_per_epoch=3"], ["multiple of train.batch_size"]),
+    ("train", ["policy.model=stable-diffusion", "policy.path=/nowhere"], ["/nowhere"]),
+    ("train", ["reward.name=pickscore"], ["reward.path"]),
+    ("eval", ["method=ddpo"], ["no ddpo run"]),
 ])
-def test_user_errors_exit_2_with_one_line(tmp_path, args, words):
+def test_user_errors_exit_2_with_one_line(one_line_error, tmp_path, command, args, words):
+    line = one_line_error("sdpo", command, ["wandb=false", *args])
+    for word in words:
+        assert word in line
+    assert not list((tmp_path / "runs").rglob("seed*"))  # no run directory is left behind
+
+
+def test_a_user_error_from_the_real_entry_point_is_one_line(tmp_path):
+    """One true subprocess: `python -m papers.sdpo` itself exits 2 with a single error line."""
     env = {"HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled", "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run([sys.executable, "-m", "papers.sdpo", *args, f"runs_dir={tmp_path}/runs",
-                           f"data_dir={tmp_path}/data", "wandb=false"],
+    proc = subprocess.run([sys.executable, "-m", "papers.sdpo", "train", "--config", "smoke",
+                           "train.lr=-0.1", f"runs_dir={tmp_path}/runs", f"data_dir={tmp_path}/data"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr[-2000:]
-    lines = [line for line in proc.stderr.strip().splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, proc.stderr[-2000:]
-    for word in words:
-        assert word in lines[0]
+    assert proc.stderr.strip() == "error: config key 'train.lr': -0.1 is out of range (allowed: > 0)"

@@ -2,6 +2,7 @@
 deterministic for a seed, a killed run resumes to the same final metrics, and the LoRA
 reference really is the frozen base model."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -50,37 +51,45 @@ def test_reference_is_the_base_model_after_training(tmp_path, make_cfg):
     assert not torch.allclose(now, base)
 
 
-def test_training_is_deterministic_for_a_seed(tmp_path, make_cfg):
-    a = train(make_cfg(tmp_path / "a"), CTX, "sdpo", "", seed=0)
+def _reproduce_run(smoke_reproduce, method: str, seed: int) -> dict:
+    """The summary of the session's smoke reproduce run of `method` and `seed` (a `train`
+    of the same smoke config in this process, on the same base model)."""
+    (run,) = sorted((smoke_reproduce[0] / "sdpo" / "smoke" / method).glob(f"seed{seed}-*"))
+    return json.loads((run / "summary.json").read_text())
+
+
+def test_training_is_deterministic_for_a_seed(tmp_path, make_cfg, smoke_reproduce):
+    a = _reproduce_run(smoke_reproduce, "sdpo", 0)
     b = train(make_cfg(tmp_path / "b"), CTX, "sdpo", "", seed=0)
     drop = ("run_dir",)
     assert {k: v for k, v in a.items() if k not in drop} == {k: v for k, v in b.items() if k not in drop}
     assert _without_time(read_metrics(Path(a["run_dir"]))) == _without_time(read_metrics(Path(b["run_dir"])))
-    c = train(make_cfg(tmp_path / "c"), CTX, "sdpo", "", seed=1)
+    c = _reproduce_run(smoke_reproduce, "sdpo", 1)
     assert c["final_1"] != a["final_1"]
 
 
 @pytest.mark.parametrize("method", ["sdpo", "rebel"])
-def test_a_killed_run_resumes_to_the_same_final_metrics(tmp_path, make_cfg, monkeypatch, method):
-    extra = ("train.epochs=3",)
-    uninterrupted = train(make_cfg(tmp_path / "a", *extra), CTX, method, "", seed=0)
+def test_a_killed_run_resumes_to_the_same_final_metrics(tmp_path, make_cfg, monkeypatch, method,
+                                                        smoke_reproduce):
+    # the uninterrupted run: the session's smoke reproduce ran it (2 epochs, same config)
+    uninterrupted = _reproduce_run(smoke_reproduce, method, 0)
     real_step, calls = torch.optim.AdamW.step, {"n": 0}
     steps_per_epoch = 3  # smoke: 1 micro-batch of pairs × 3 denoising steps
 
-    def crash_in_the_third_epoch(self, *args, **kwargs):
+    def crash_in_the_second_epoch(self, *args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 2 * steps_per_epoch + 2:
+        if calls["n"] == steps_per_epoch + 2:
             raise RuntimeError("simulated kill")
         return real_step(self, *args, **kwargs)
 
-    monkeypatch.setattr(torch.optim.AdamW, "step", crash_in_the_third_epoch)
+    monkeypatch.setattr(torch.optim.AdamW, "step", crash_in_the_second_epoch)
     with pytest.raises(RuntimeError, match="simulated kill"):
-        train(make_cfg(tmp_path / "b", *extra), CTX, method, "", seed=0)
+        train(make_cfg(tmp_path / "b"), CTX, method, "", seed=0)
     monkeypatch.undo()
     (killed,) = (tmp_path / "b" / "runs" / "sdpo" / "smoke" / method).iterdir()
     assert not is_done(killed)
-    assert list_checkpoints(killed / "checkpoints")[-1].name == "step_000000002"
-    resumed = train(make_cfg(tmp_path / "b", *extra, "resume=latest"), CTX, method, "", seed=0)
+    assert list_checkpoints(killed / "checkpoints")[-1].name == "step_000000001"
+    resumed = train(make_cfg(tmp_path / "b", "resume=latest"), CTX, method, "", seed=0)
     assert resumed["run_dir"] == str(killed) and is_done(killed)
     drop = ("run_dir",)
     assert {k: v for k, v in resumed.items() if k not in drop} == \
