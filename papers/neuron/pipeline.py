@@ -3,11 +3,17 @@ text embeddings, and for every unseen-class split a skeleton encoder pre-trained
 split's seen classes only (then frozen) and its cached feature maps.
 
 One encoder per split, shared by every head and seed on that split (its pre-training seed
-is fixed by the split), so seeds vary the heads, not the features."""
+is fixed by the split), so seeds vary the heads, not the features.
+
+Several processes (`accelerate launch` / torchrun): `distributed_encoders` pre-trains the
+encoders the given splits still need with every process (data-parallel, see pretrain.py),
+then releases the other processes; the main process goes on alone (feature extraction, heads,
+results), so every cache, run directory and result is written once."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +72,14 @@ def splits(cfg: NeuronExperimentConfig, num_classes: int) -> list[tuple[str, lis
     splits per size of our vocabulary."""
     e = cfg.experiment
     if e.unseen_lists:
+        for i, u in enumerate(e.unseen_lists):
+            bad = [c for c in u if not 0 <= c < num_classes]
+            if bad:
+                raise UserError(f"config key 'experiment.unseen_lists[{i}]': classes {bad} are "
+                                f"outside 0..{num_classes - 1}")
+            if len(u) > num_classes - 2:
+                raise UserError(f"config key 'experiment.unseen_lists[{i}]': {len(u)} unseen of "
+                                f"{num_classes} classes leaves fewer than 2 seen classes")
         return [(f"u{len(u)}-{i}", sorted(u)) for i, u in enumerate(e.unseen_lists)]
     if cfg.data.source != "synthetic":
         raise UserError("real data: give the unseen classes with experiment.unseen_lists")
@@ -81,6 +95,18 @@ def class_count(cfg: NeuronExperimentConfig) -> int:
     return NUM_CLASSES[cfg.data.source]
 
 
+def _split_cache(cfg: NeuronExperimentConfig, unseen: list[int], name: str) -> tuple[list[int], Path, Path]:
+    """(seen classes, encoder checkpoint directory, features cache file) of a split."""
+    seen = [c for c in range(class_count(cfg)) if c not in unseen]
+    key = cache_key(data=to_dict(cfg.data), encoder=to_dict(cfg.encoder), unseen=unseen, name=name)
+    root = Path(cfg.data_dir) / "neuron"
+    return seen, root / f"encoder-{key}", root / f"features-{key}.npz"
+
+
+def _seen_rows(data: dict, seen: list[int]) -> dict:
+    return {k: v[np.isin(data["y"], seen)] for k, v in data.items()}
+
+
 def split_features(cfg: NeuronExperimentConfig, unseen: list[int], name: str,
                    show_progress: bool = True) -> dict:
     """Pre-train (or reuse) this split's encoder and return its frozen features:
@@ -88,16 +114,13 @@ def split_features(cfg: NeuronExperimentConfig, unseen: list[int], name: str,
     "seen", "unseen", "encoder_seen_acc"}. The sequences are only read on a cache miss."""
     from papers.neuron.pretrain import encoder_accuracy, extract_features, pretrain
 
-    seen = [c for c in range(class_count(cfg)) if c not in unseen]
-    key = cache_key(data=to_dict(cfg.data), encoder=to_dict(cfg.encoder), unseen=unseen, name=name)
-    root = Path(cfg.data_dir) / "neuron"
+    seen, ckpt_dir, path = _split_cache(cfg, unseen, name)
 
     def build() -> dict:
         train, test, _ = sequences(cfg)
-        seen_train = {k: v[np.isin(train["y"], seen)] for k, v in train.items()}
-        test_seen = {k: v[np.isin(test["y"], seen)] for k, v in test.items()}
+        seen_train, test_seen = _seen_rows(train, seen), _seen_rows(test, seen)
         torch.manual_seed(0)
-        encoder = pretrain(cfg, seen_train, seen, seed=_split_seed(name), ckpt_dir=root / f"encoder-{key}",
+        encoder = pretrain(cfg, seen_train, seen, seed=_split_seed(name), ckpt_dir=ckpt_dir,
                            progress=show_progress)
         return {
             "train_feats": extract_features(encoder, seen_train, cfg, cfg.encoder.batch_size).numpy(),
@@ -107,12 +130,65 @@ def split_features(cfg: NeuronExperimentConfig, unseen: list[int], name: str,
             "encoder_seen_acc": np.array(encoder_accuracy(encoder, test_seen, seen, cfg)),
         }
 
-    arrays = cached_arrays(root / f"features-{key}.npz", build)
+    arrays = cached_arrays(path, build)
     return {"train_feats": torch.from_numpy(arrays["train_feats"]),
             "train_labels": torch.from_numpy(arrays["train_labels"]),
             "test_feats": torch.from_numpy(arrays["test_feats"]),
             "test_labels": torch.from_numpy(arrays["test_labels"]),
             "seen": seen, "unseen": unseen, "encoder_seen_acc": float(arrays["encoder_seen_acc"])}
+
+
+def world_size() -> int:
+    """Processes of this run (WORLD_SIZE, set by accelerate launch and torchrun)."""
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        return 1
+
+
+def is_main_process() -> bool:
+    """RANK 0 (or no launch): the process that writes and reports."""
+    try:
+        return int(os.environ.get("RANK", "0")) == 0
+    except ValueError:
+        return True
+
+
+def distributed_encoders(cfg: NeuronExperimentConfig, split_list: list[tuple[str, list[int]]],
+                         show_progress: bool = True) -> bool:
+    """Under a launch of several processes: pre-train, with every process, the encoder of each
+    split in `split_list` whose features are not cached yet (the main process makes the
+    sequence cache first and alone writes the checkpoints), then end the process group.
+    Returns whether this process goes on: True for the main (or only) process, False for the
+    others, which then have nothing left to do. One process: returns True at once."""
+    if world_size() <= 1:
+        return True
+    from accelerate.utils import broadcast_object_list
+
+    from papers.neuron.pretrain import pretrain
+    from shared.device import close_distributed, make_accelerator
+
+    accelerator = make_accelerator(cfg.device, "no")
+    if accelerator.num_processes <= 1:
+        return True
+    main = accelerator.is_main_process
+    try:
+        if main:
+            sequences(cfg)  # generate (or check) the sequence caches once
+        accelerator.wait_for_everyone()
+        for name, unseen in split_list:
+            seen, ckpt_dir, path = _split_cache(cfg, unseen, name)
+            if not broadcast_object_list([not path.exists() if main else None])[0]:
+                continue  # features cached: nothing to train
+            train, _, _ = sequences(cfg)
+            torch.manual_seed(0)
+            pretrain(cfg, _seen_rows(train, seen), seen, seed=_split_seed(name), ckpt_dir=ckpt_dir,
+                     progress=show_progress, accelerator=accelerator)
+    except BaseException:
+        close_distributed(wait=False)
+        raise
+    close_distributed()  # the heads train on the main process alone: no collective is left
+    return main
 
 
 def _split_seed(name: str) -> int:

@@ -5,16 +5,26 @@ the weights are initialised under a forked RNG), checkpoints every epoch (model,
 scheduler, generator) and resumes from the last one after a kill with a result identical to
 an uninterrupted run. The final weights are stored under a key of everything they depend on
 (encoder config, seen classes, seed, a fingerprint of the data) and reused when present.
+
+Under `accelerate launch` / torchrun (several processes, `accelerator` given) every process
+runs the same loop over the same global batches: each draws the batch's order and
+augmentation from the same generator and trains on its share of the batch (rows r, r + W,
+...) in a DistributedDataParallel model whose batch norms use the statistics of the whole
+global batch (`synced_batchnorm`; torch's SyncBatchNorm needs a GPU), with the loss scaled so
+that the averaged gradient is the global batch's mean gradient. So the run computes what the
+one-process run computes, up to floating-point summation order (see the 2-process test for
+the measured difference). Only the main process writes checkpoints.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import math
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from papers.neuron.encoder import AUGMENT_UNIFORMS, build_encoder, preprocess
+from papers.neuron.encoder import AUGMENT_UNIFORMS, ChannelBN, build_encoder, preprocess
 from shared import UserError
 from shared.cache import cache_key
 from shared.checkpoint import (
@@ -74,33 +84,136 @@ def _lr_schedule(optimizer, cfg):
 
 def _train_epoch(model: nn.Module, optimizer, x: np.ndarray, length: np.ndarray, rows: np.ndarray,
                  y: torch.Tensor, in_frames: int, batch_size: int, gen: torch.Generator,
-                 device: torch.device, bar=None) -> dict:
+                 device: torch.device, bar=None, accelerator=None) -> dict:
     """One pass over the training rows `rows` of (x, length) with labels y (one per row);
-    the last partial batch is dropped (CTR-GCN's drop_last) unless there is only one."""
+    the last partial batch is dropped (CTR-GCN's drop_last) unless there is only one.
+
+    With an `accelerator` of W > 1 processes, process r trains on rows r, r + W, ... of each
+    global batch (same order, same augmentation draws as one process); the loss, accuracy
+    and divergence check are over the global batch."""
     model.train()
+    world = accelerator.num_processes if accelerator is not None else 1
+    rank = accelerator.process_index if accelerator is not None else 0
+    dtype = next(model.parameters()).dtype  # float32 (float64 in the data-parallel exactness test)
     n = len(rows)
     order = torch.randperm(n, generator=gen).numpy()
     batches = max(1, n // batch_size)
     loss_sum, correct, seen = 0.0, 0, 0
     for b in range(batches):
         pos = np.sort(order[b * batch_size:(b + 1) * batch_size])
-        idx = rows[pos]
-        xb = preprocess(x[idx], length[idx], in_frames, augment=True, gen=gen).to(device)
-        yb = y[pos].to(device)
-        logits = model(xb)
-        loss = F.cross_entropy(logits, yb)
-        if not torch.isfinite(loss):
-            raise UserError(f"encoder pre-training diverged (loss {loss.item()}): lower "
+        if world == 1:
+            idx = rows[pos]
+            xb = preprocess(x[idx], length[idx], in_frames, augment=True, gen=gen).to(device, dtype)
+            yb = y[pos].to(device)
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb)
+            batch_loss, batch_correct, batch_n = loss.item() * len(pos), int((logits.argmax(1) == yb).sum()), len(pos)
+        else:
+            # the draw one process makes for the whole batch (preprocess's own), then our share
+            uniforms = torch.rand(len(pos), AUGMENT_UNIFORMS, generator=gen, dtype=torch.float64)
+            mine = np.arange(rank, len(pos), world)
+            idx = rows[pos[mine]]
+            xb = preprocess(x[idx], length[idx], in_frames, augment=True,
+                            uniforms=uniforms[mine]).to(device, dtype)
+            yb = y[pos[mine]].to(device)
+            logits = model(xb)
+            local = F.cross_entropy(logits, yb, reduction="sum")
+            # DDP averages over the W processes: W × (our sum) / (global batch) averages to the
+            # global batch's mean loss, whatever the shares' sizes
+            loss = local * (world / len(pos))
+            totals = accelerator.reduce(torch.stack([
+                local.detach().double().cpu(), (logits.argmax(1) == yb).sum().double().cpu(),
+                torch.tensor(float(len(mine)), dtype=torch.float64)]).to(device), "sum").cpu()
+            batch_loss, batch_correct, batch_n = float(totals[0]), int(totals[1]), int(totals[2])
+        if not math.isfinite(batch_loss):
+            raise UserError(f"encoder pre-training diverged (loss {batch_loss / batch_n}): lower "
                             f"encoder.lr (now {optimizer.param_groups[0]['initial_lr']})")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        loss_sum += loss.item() * len(pos)
-        correct += int((logits.argmax(1) == yb).sum())
-        seen += len(pos)
+        loss_sum += batch_loss
+        correct += batch_correct
+        seen += batch_n
         if bar is not None:
             bar.update(1)
     return {"loss": loss_sum / seen, "train_acc": correct / seen}
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over the processes; the gradient of each input is the sum of every process's
+    output gradient (what torch.distributed.nn.functional.all_reduce does, without its
+    deprecation warning)."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+
+        out = tensor.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return _AllReduceSum.apply(grad)
+
+
+def _synced_bn(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor) -> torch.Tensor:
+    """Batch norm over channel axis 1 of `x` with the statistics of the whole global batch
+    (all processes' rows): mean and biased variance from all-reduced sums (two passes, so
+    no cancellation), gradients through the all-reduce (autograd-aware), running statistics
+    updated as torch does (unbiased variance over the global count)."""
+    all_reduce = _AllReduceSum.apply
+    weight, bias = bn.weight, bn.bias
+    if not bn.training:
+        return F.batch_norm(x, bn.running_mean, bn.running_var, weight, bias, False, 0.0, bn.eps)
+    dims = [0, *range(2, x.dim())]
+    shape = [1, -1] + [1] * (x.dim() - 2)
+    c = x.shape[1]
+    count = torch.tensor([x.numel() / max(c, 1)], dtype=x.dtype, device=x.device)
+    total = all_reduce(torch.cat([x.sum(dims), count]))
+    n = total[c].detach()
+    mean = total[:c] / n
+    centred = x - mean.view(shape)
+    var = all_reduce(centred.square().sum(dims)) / n
+    out = centred * torch.rsqrt(var + bn.eps).view(shape)
+    if weight is not None:
+        out = out * weight.view(shape) + bias.view(shape)
+    if bn.track_running_stats:
+        with torch.no_grad():
+            bn.num_batches_tracked.add_(1)
+            m = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
+            bn.running_mean.mul_(1 - m).add_(m * mean.detach())
+            bn.running_var.mul_(1 - m).add_(m * var.detach() * n / (n - 1).clamp_min(1))
+    return out
+
+
+@contextlib.contextmanager
+def synced_batchnorm(model: nn.Module) -> Iterator[nn.Module]:
+    """While inside, every batch norm of `model` normalises with the global batch's statistics
+    across the processes of the default process group (CPU and GPU alike)."""
+    patched = []
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            if isinstance(module, ChannelBN):  # channels-last: BN over (-1, C)
+                module.forward = (lambda x, m=module:
+                                  _synced_bn(m, x.reshape(-1, x.shape[-1])).view(x.shape))
+            else:
+                module.forward = (lambda x, m=module: _synced_bn(m, x))
+            patched.append(module)
+    try:
+        yield model
+    finally:
+        for module in patched:
+            del module.forward
+
+
+def weights_digest(model: nn.Module) -> str:
+    """blake2b of every tensor of the state dict (to check that processes agree)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _freeze(model: nn.Module) -> nn.Module:
@@ -111,7 +224,8 @@ def _freeze(model: nn.Module) -> nn.Module:
 
 def pretrain(cfg, data: dict, seen: list[int], seed: int, ckpt_dir: str | Path,
              progress: bool = True,
-             on_epoch: Callable[[int, dict], None] | None = None) -> nn.Module:
+             on_epoch: Callable[[int, dict], None] | None = None,
+             accelerator=None) -> nn.Module:
     """Pre-train `build_encoder(cfg.encoder, len(seen))` with cross-entropy on the training
     sequences of the `seen` classes (logit i = class seen[i]); returns it frozen in eval
     mode, with `.seen` and `.history` (per-epoch loss, train accuracy, lr) attached.
@@ -119,12 +233,19 @@ def pretrain(cfg, data: dict, seen: list[int], seed: int, ckpt_dir: str | Path,
     Stored under `<ckpt_dir>/encoder-<arch>-<key>/`: `final/` (reused by later calls with
     the same key) and, while training, `epochs/` (the last epoch, resumed from after a kill).
     `on_epoch(epoch, record)` is called after each epoch's checkpoint (a test hook).
-    """
+
+    `accelerator` (an accelerate.Accelerator over W > 1 processes, every one of which calls
+    this): data-parallel training of the same run (module docstring); only the main process
+    writes checkpoints, and every process returns the same weights (checked)."""
     enc = cfg.encoder
     seen = [int(c) for c in seen]
     key = encoder_key(cfg, data, seen, seed)
     root = Path(ckpt_dir) / f"encoder-{enc.arch}-{key}"
-    device = resolve_device(cfg.device)
+    if accelerator is not None and accelerator.num_processes == 1:
+        accelerator = None
+    world = accelerator.num_processes if accelerator is not None else 1
+    main = accelerator is None or accelerator.is_main_process
+    device = accelerator.device if accelerator is not None else resolve_device(cfg.device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = build_encoder(enc, len(seen))
@@ -145,6 +266,9 @@ def pretrain(cfg, data: dict, seen: list[int], seed: int, ckpt_dir: str | Path,
     sel = np.flatnonzero(np.isin(y_all, seen))
     if len(sel) == 0:
         raise UserError(f"no training sequences of the seen classes {seen}")
+    if world > 1 and min(enc.batch_size, len(sel)) < world:
+        raise UserError(f"encoder.batch_size={enc.batch_size} with {len(sel)} training sequences "
+                        f"cannot be shared by {world} processes: use fewer processes or a larger batch")
     y = torch.tensor([label[int(c)] for c in y_all[sel]], dtype=torch.int64)
 
     model.to(device)
@@ -167,33 +291,57 @@ def pretrain(cfg, data: dict, seen: list[int], seed: int, ckpt_dir: str | Path,
     batches = max(1, len(y) // enc.batch_size)
     bar = progress_bar(total=enc.epochs * batches, initial=start * batches, leave=False,
                        desc=f"encoder {enc.arch} seed {seed}",
-                       **({"disable": True} if not progress else {}))
+                       **({"disable": True} if not (progress and main) else {}))
+    sync = synced_batchnorm(model) if world > 1 else contextlib.nullcontext(model)
     try:
-        for epoch in range(start, enc.epochs):
-            lr = optimizer.param_groups[0]["lr"]
-            record = _train_epoch(model, optimizer, x, length, sel, y, enc.in_frames,
-                                  enc.batch_size, gen, device, bar)
-            scheduler.step()
-            record = {"epoch": epoch + 1, "lr": lr, **record}
-            history.append(record)
-            bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['train_acc']:.2f}",
-                            refresh=False)
-            save_checkpoint(root / "epochs", epoch + 1, prefixed("model", model.state_dict()), {
-                "key": key, "epoch": epoch + 1, "history": json.dumps(history),
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "generator": gen.get_state(),
-            }, keep=1)
-            if on_epoch is not None:
-                on_epoch(epoch + 1, record)
+        with sync:
+            net = accelerator.prepare_model(model) if world > 1 else model
+            for epoch in range(start, enc.epochs):
+                lr = optimizer.param_groups[0]["lr"]
+                record = _train_epoch(net, optimizer, x, length, sel, y, enc.in_frames,
+                                      enc.batch_size, gen, device, bar, accelerator)
+                scheduler.step()
+                record = {"epoch": epoch + 1, "lr": lr, **record}
+                history.append(record)
+                bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['train_acc']:.2f}",
+                                refresh=False)
+                if main:
+                    save_checkpoint(root / "epochs", epoch + 1, prefixed("model", model.state_dict()), {
+                        "key": key, "epoch": epoch + 1, "history": json.dumps(history),
+                        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                        "generator": gen.get_state(),
+                    }, keep=1)
+                if on_epoch is not None:
+                    on_epoch(epoch + 1, record)
     finally:
         bar.close()
-    save_checkpoint(root / "final", enc.epochs, prefixed("model", model.state_dict()), {
-        "key": key, "history": json.dumps(history), "seen": seen, "seed": int(seed),
-        "encoder": json.dumps(dataclasses.asdict(enc)),
-    }, keep=1)
-    shutil.rmtree(root / "epochs", ignore_errors=True)
+    if world > 1:
+        _check_agreement(model, accelerator)
+        if main:
+            print(f"encoder {enc.arch} (seed {seed}): pre-trained data-parallel over {world} "
+                  "processes; their weights agree", flush=True)
+    if main:
+        save_checkpoint(root / "final", enc.epochs, prefixed("model", model.state_dict()), {
+            "key": key, "history": json.dumps(history), "seen": seen, "seed": int(seed),
+            "encoder": json.dumps(dataclasses.asdict(enc)),
+        }, keep=1)
+        shutil.rmtree(root / "epochs", ignore_errors=True)
+    if world > 1:
+        accelerator.wait_for_everyone()  # the final weights are on disk for every process
     model.history = history
     return _freeze(model)
+
+
+def _check_agreement(model: nn.Module, accelerator) -> None:
+    """Every process must hold the main process's weights (a bug otherwise, not a user error)."""
+    from accelerate.utils import broadcast_object_list
+
+    mine = weights_digest(model)
+    ours = broadcast_object_list([mine])[0]
+    agree = accelerator.reduce(torch.tensor([float(mine == ours)], device=accelerator.device), "sum")
+    if int(agree.item()) != accelerator.num_processes:
+        raise RuntimeError(f"process {accelerator.process_index}: encoder weights differ between "
+                           "processes after data-parallel pre-training")
 
 
 def _batches(encoder: nn.Module, data: dict, in_frames: int, augment: bool, batch_size: int,

@@ -102,13 +102,18 @@ def head_training_table(results: list[dict], labels, sizes, seeds, epochs: int) 
             "rows": rows}
 
 
-def reproduce(cfg: NeuronExperimentConfig, ctx: Context) -> Path:
+def reproduce(cfg: NeuronExperimentConfig, ctx: Context) -> Path | None:
+    """Everything the results need; under a launch of several processes the encoders are
+    pre-trained by all of them, the rest (and every file) by the main process, and the
+    others return None."""
+    num_classes = pipeline.class_count(cfg)
+    split_list = pipeline.splits(cfg, num_classes)
+    if not pipeline.distributed_encoders(cfg, split_list, show_progress=True):
+        return None
     out = new_reproduce_dir(cfg.runs_dir, ctx.slug, ctx.config_name)
     write_run_info(out, cfg)
-    num_classes = pipeline.class_count(cfg)
     pipeline.sequences(cfg)  # generate (or check) the sequence caches once, before the workers
     pipeline.text_embeddings(cfg, num_classes)  # ...and the text cache
-    split_list = pipeline.splits(cfg, num_classes)
     p = cfg.experiment.processes
     enc_acc = run_jobs(build_split, [SplitJob(cfg, n, u) for n, u in split_list], p, desc="encoders")
     jobs = head_jobs(cfg, ctx, split_list)

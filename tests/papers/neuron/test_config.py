@@ -7,7 +7,7 @@ import pytest
 import papers.neuron
 from papers.neuron.config import NeuronExperimentConfig
 from shared import UserError
-from shared.config import load_config
+from shared.config import load_config, numeric_fields_without_range
 
 CONFIGS = Path(papers.neuron.__file__).parent / "configs"
 
@@ -30,3 +30,71 @@ def test_bad_config_values_are_user_errors():
         load_config(NeuronExperimentConfig, CONFIGS, "small", ["neuron.prefixes=[5,10,12]"])
     with pytest.raises(UserError, match="experiment.methods"):
         load_config(NeuronExperimentConfig, CONFIGS, "small", ["experiment.methods=[synse]"])
+
+
+def test_every_numeric_field_declares_its_range():
+    assert numeric_fields_without_range(NeuronExperimentConfig) == []
+
+
+@pytest.mark.parametrize("override,message", [
+    # the issue's examples for this paper
+    ("experiment.unseen_sizes=[0]", "'experiment.unseen_sizes[0]': 0 is out of range (allowed: >= 2 and <= 36)"),
+    ("experiment.unseen_sizes=[]", "'experiment.unseen_sizes': the list is empty"),
+    ("experiment.methods=[]", "'experiment.methods': the list is empty"),
+    ("num_seeds=0", "'num_seeds': 0 is out of range"),
+    ("train.lr=-0.1", "'train.lr': -0.1 is out of range (allowed: > 0)"),
+    ("train.batch_size=0", "'train.batch_size': 0 is out of range"),
+    # boundaries of a sample of fields
+    ("experiment.unseen_sizes=[37]", "37 is out of range (allowed: >= 2 and <= 36)"),
+    ("experiment.splits=0", "'experiment.splits': 0 is out of range"),
+    ("experiment.processes=0", "'experiment.processes': 0 is out of range"),
+    ("experiment.ablation_sizes=[1]", "'experiment.ablation_sizes[0]': 1 is out of range"),
+    ("encoder.width=0", "'encoder.width': 0 is out of range (allowed: >= 4)"),
+    ("encoder.epochs=0", "'encoder.epochs': 0 is out of range"),
+    ("encoder.in_frames=0", "'encoder.in_frames': 0 is out of range"),
+    ("encoder.lr=0", "'encoder.lr': 0 is out of range (allowed: > 0)"),
+    ("encoder.weight_decay=-1e-4", "'encoder.weight_decay': -0.0001 is out of range"),
+    ("encoder.milestones=[0]", "'encoder.milestones[0]': 0 is out of range"),
+    ("train.momentum=1", "'train.momentum': 1 is out of range (allowed: >= 0 and < 1)"),
+    ("train.epochs=0", "'train.epochs': 0 is out of range"),
+    ("neuron.logit_scale=0", "'neuron.logit_scale': 0 is out of range (allowed: > 0)"),
+    ("neuron.hidden=0", "'neuron.hidden': 0 is out of range"),
+    ("neuron.active=[0,4,2]", "'neuron.active[0]': 0 is out of range"),
+    ("eval.gamma_points=1", "'eval.gamma_points': 1 is out of range (allowed: >= 2)"),
+    ("eval.pseudo_unseen=1.5", "'eval.pseudo_unseen': 1.5 is out of range (allowed: > 0 and < 1)"),
+    ("eval.heldout_fraction=0", "'eval.heldout_fraction': 0 is out of range"),
+    ("data.train_per_class=0", "'data.train_per_class': 0 is out of range"),
+    ("data.speed=1", "'data.speed': 1 is out of range (allowed: >= 0 and < 1)"),
+    ("data.second_person=1.5", "'data.second_person': 1.5 is out of range"),
+    ("text.per_level=0", "'text.per_level': 0 is out of range"),
+    ("unseen=[-1,3]", "'unseen[0]': -1 is out of range (allowed: >= 0)"),
+    ("seed=-1", "'seed': -1 is out of range"),
+    # cross-field rules
+    ("text.per_level=11", "more than the 10 generated descriptions"),
+    ("data.frames=50", "'data.min_length' (40) <= 'data.max_length' (60) <= 'data.frames' (50)"),
+    ("encoder.width=18", "not divisible by 4"),
+    ("encoder.in_frames=64", "in_frames=64 gives 16"),
+    ("train.momentum=0", "needs a momentum > 0"),
+    ("neuron.prefixes=[5,3,8]", "must not decrease"),
+    ("experiment.ablation_sizes=[7]", "[7] not among the splits' unseen sizes [5, 12]"),
+    ("unseen=[3]", "at least 2 distinct classes"),
+    ("unseen=[3,3]", "at least 2 distinct classes"),
+    ("experiment.unseen_lists=[[4,9],[2]]", "'experiment.unseen_lists[1]': [2] needs at least 2"),
+])
+def test_a_value_out_of_range_is_one_line_exit_2(one_line_error, override, message):
+    assert message in one_line_error("neuron", "train", ["wandb=false", override])
+
+
+@pytest.mark.parametrize("command,override,message", [
+    ("train", "unseen=[3,48]", "outside 0..47"),
+    ("train", f"unseen=[{','.join(map(str, range(47)))}]", "fewer than 2 seen classes"),
+    ("reproduce", "experiment.unseen_lists=[[1,60,3,4,5]]", "'experiment.unseen_lists[0]': classes [60] are outside 0..47"),
+])
+def test_rules_that_need_the_dataset_are_one_line_exit_2(one_line_error, command, override, message):
+    assert message in one_line_error("neuron", command, ["wandb=false", override])
+
+
+def test_ablations_may_be_switched_off():
+    cfg = load_config(NeuronExperimentConfig, CONFIGS, "smoke",
+                      ["experiment.ablations=[]", "experiment.ablation_sizes=[7]"])
+    assert cfg.experiment.ablations == []

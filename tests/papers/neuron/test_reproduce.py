@@ -1,6 +1,8 @@
 """End to end: `reproduce --config smoke` (synthesis, MiniLM text, encoders per split, every
-head) writes schema-2 claims, protocol notes, tables (with the heads' loss curves) and plots; `train` is deterministic for a seed and reuses the
-cached encoder features; `resume=latest` reuses finished runs; bad input exits 2."""
+head) writes schema-2 claims, protocol notes, tables (with the heads' loss curves) and plots;
+`train` is deterministic for a seed and reuses the cached encoder features; `resume=latest`
+reuses finished runs; `eval` re-scores a finished head run to its recorded result; bad input
+exits 2 with one line."""
 
 import json
 from pathlib import Path
@@ -21,13 +23,10 @@ def _cli(*argv):
     return run_cli("neuron", NeuronExperimentConfig, COMMANDS, PAPER_DIR, list(argv))
 
 
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    root = tmp_path_factory.mktemp("runs")
-    assert _cli("reproduce", "--config", "smoke", f"runs_dir={root}", f"data_dir={root}/data",
-                "wandb=false") == 0
-    out = sorted((root / "neuron" / "smoke" / "reproduce").iterdir())[-1]
-    return root, out, json.loads((out / "results.json").read_text())
+@pytest.fixture
+def smoke(neuron_smoke):
+    """The session's smoke reproduce (conftest.py): (runs root, reproduce dir, results)."""
+    return neuron_smoke
 
 
 def test_smoke_reproduce_writes_claims_tables_and_plot(smoke):
@@ -76,6 +75,7 @@ def test_resume_latest_reuses_every_finished_head(smoke):
     assert sorted((root / "neuron" / "smoke").glob("*-u*/seed*")) == runs
     assert all((p / "result.json").stat().st_mtime_ns == t for p, t in stamps.items())
     again = json.loads((sorted((root / "neuron" / "smoke" / "reproduce").iterdir())[-1] / "results.json").read_text())
+    assert len(list((root / "neuron" / "smoke" / "reproduce").iterdir())) == 2
     assert again["methods"] == results["methods"]
 
 
@@ -103,3 +103,47 @@ def test_train_is_deterministic_for_a_seed(smoke, tmp_path):
 ])
 def test_bad_input_is_one_line_exit_2(one_line_error, tmp_path, override, message):
     assert message in one_line_error("neuron", "train", [f"runs_dir={tmp_path}", f"data_dir={tmp_path}/data", "wandb=false", *override.split()])
+
+
+def _newest(root: Path, prefix: str) -> Path:
+    runs = [p for d in (root / "neuron" / "smoke").glob(f"{prefix}-u*") for p in d.glob("seed*-*")]
+    return max(runs, key=lambda p: p.name.split("-", 1)[1])
+
+
+@pytest.mark.parametrize("method,ablation", [("neuron", ""), ("smie", ""), ("neuron", "no_gating")])
+def test_eval_rescores_the_newest_finished_head_to_its_recorded_result(smoke, cli, method, ablation):
+    root = smoke[0]
+    code, out, err = cli("neuron", "eval", "--config", "smoke", f"runs_dir={root}",
+                         f"data_dir={root}/data", "wandb=false", f"method={method}",
+                         *([f"ablation={ablation}"] if ablation else []))
+    assert code == 0, err
+    label = f"neuron-{ablation}" if ablation else method
+    run = _newest(root, label)
+    assert out.startswith(f"{run}: {label} on ")
+    recorded = json.loads((run / "result.json").read_text())
+    scored = json.loads(sorted(run.glob("eval-*.json"))[-1].read_text())["metrics"]
+    assert scored["zsl"] == recorded["zsl"]
+    assert scored["encoder_seen_acc"] == recorded["encoder_seen_acc"]
+    for group in ("gzsl_val_gamma", "gzsl_test_gamma"):
+        assert scored.get(group) == recorded.get(group)
+        assert (group in scored) == (not ablation)
+    assert f"fused={100 * recorded['zsl']['fused']:.1f}%" in out
+
+
+def test_eval_of_a_given_run_and_its_mistakes(smoke, cli, one_line_error, tmp_path):
+    root = smoke[0]
+    run = sorted((root / "neuron" / "smoke" / "devise-u12-0").glob("seed1-*"))[0]
+    code, out, err = cli("neuron", "eval", "--config", "smoke", f"runs_dir={root}",
+                         f"data_dir={root}/data", "wandb=false", f"eval_run={run}")
+    assert code == 0, err
+    assert out.startswith(f"{run}: devise on u12-0 (seed 1)")
+    assert "no finished neuron head run" in one_line_error("neuron", "eval", [])
+    assert "not a head run directory" in one_line_error("neuron", "eval", [f"eval_run={tmp_path}"])
+    copy = tmp_path / "neuron" / "smoke" / "devise-u12-0" / run.name
+    copy.parent.mkdir(parents=True)
+    (copy).mkdir()
+    for name in ("config.yaml", "run.json", "result.json", "DONE"):
+        (copy / name).write_bytes((run / name).read_bytes())
+    assert "keeps no trained head" in one_line_error("neuron", "eval", [f"eval_run={copy}"])
+    (copy / "DONE").unlink()
+    assert "has not finished" in one_line_error("neuron", "eval", [f"eval_run={copy}"])

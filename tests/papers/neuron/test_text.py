@@ -1,5 +1,6 @@
 """Side information (descriptions.py) and its cached embeddings (text.py). The real MiniLM
-encoder is loaded once for the module; cache and batching tests use a fake encoder."""
+encoder is loaded once for the session (conftest.py); cache and batching tests use a fake
+encoder."""
 
 import hashlib
 
@@ -22,19 +23,16 @@ def texts():
     return all_descriptions(CLASSES, 10)
 
 
-@pytest.fixture(scope="module")
-def minilm():
-    return text.load_encoder("minilm")
+@pytest.fixture
+def minilm(neuron_minilm):
+    return neuron_minilm
 
 
-@pytest.fixture(scope="module")
-def real(minilm, tmp_path_factory):
-    """The full (48, 6, 10, 384) tensor, computed once with the module's MiniLM."""
-    cache = tmp_path_factory.mktemp("neuron-text")
-    loads = []
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(text, "load_encoder", lambda name: loads.append(name) or minilm)
-        emb = text.embed_descriptions(CLASSES, TextConfig(), cache)
+@pytest.fixture
+def real(neuron_text):
+    """The full (48, 6, 10, 384) tensor, computed once per session (conftest.py) with the
+    session's MiniLM, which was loaded for it exactly once."""
+    emb, cache, loads = neuron_text
     assert loads == ["minilm"]
     return emb, cache
 
