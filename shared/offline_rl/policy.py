@@ -16,8 +16,10 @@ Per episode:
   a key run in one `torch.func.functional_call`. With `batched=True` (all keys must name
   weight sets), keys with the same number of episodes run in one call: `torch.func.vmap` over
   their stacked parameters (see `grouped_forward`); one mask per task with the same goals per
-  task is one call per step instead of one per task. Its actions equal the per-key loop's
-  (tested to float tolerance; bitwise in every CPU case we compared).
+  task is one call per step instead of one per task. Its actions equal the per-key loop's to
+  float rounding (tested to 1e-5; mostly bitwise on CPU, but not always: a toy size with one
+  episode per key differed by 1.5e-8, which moves later rollouts), so a paper whose recorded
+  results must not move keeps the loop (HarmoDT does).
 """
 
 from __future__ import annotations
@@ -72,7 +74,8 @@ def grouped_forward(model: nn.Module, stacked: dict[str, torch.Tensor],
         for size, padded in dict.fromkeys(kinds):
             idx = [i for i, k in enumerate(kinds) if k == (size, padded)]
             batch = {n: torch.stack([groups[i][n] for i in idx]) for n in groups[idx[0]]}
-            params = {n: v[idx] for n, v in stacked.items()}
+            params = stacked if idx == list(range(len(groups))) else {
+                n: v[idx] for n, v in stacked.items()}  # a copy: avoided in the common case
             if padded:
                 attention = _prepared_attention(model, batch)
                 out = vmap(lambda p, b, a: functional_call(model, p, (b,), {"attention": a},
