@@ -15,18 +15,19 @@ import numpy as np
 import torch
 
 from papers.harmodt.config import IMPORTANCE, HarmoDTConfig
-from papers.harmodt.data import SegmentSampler, load_prompts, prompt_keys, unseen_tasks
+from papers.harmodt.data import PROMPT_MODE, load_prompts, recent_gate_rows, unseen_tasks
 from papers.harmodt.masks import majority_vote_mask
-from papers.harmodt.policy import DTPolicy
 from shared.offline_rl import Evaluator
+from shared.offline_rl.policy import DTPolicy, by_task
+from shared.offline_rl.prompts import PromptSelector
 
 PROMPT_SEED = 7_919  # eval prompts are fixed per run, drawn apart from the training stream
 
 
-def fixed_prompts(samplers: list[SegmentSampler], seed: int) -> dict[str, torch.Tensor]:
-    """One prompt segment per task, [n_tasks, P, ·] tensors."""
+def fixed_prompts(selectors: list[PromptSelector], seed: int) -> dict[str, torch.Tensor]:
+    """One prompt per task, [n_tasks, P, ·] tensors."""
     rng = np.random.default_rng(seed + PROMPT_SEED)
-    parts = [prompt_keys(s.sample(1, rng)) for s in samplers]
+    parts = [s.sample(1, rng) for s in selectors]
     return {k: torch.as_tensor(np.concatenate([p[k] for p in parts])) for k in parts[0]}
 
 
@@ -55,7 +56,7 @@ class RunEvaluation:
         gate, steps = self.trainer.gate, self.cfg.group.gate_context
 
         def choose(policy: DTPolicy) -> list:
-            rows, valid = policy.recent(steps)
+            rows, valid = recent_gate_rows(policy, steps)
             with torch.no_grad():
                 logits = gate(torch.as_tensor(rows, device=policy.device),
                               torch.as_tensor(valid, device=policy.device))
@@ -78,7 +79,7 @@ class RunEvaluation:
         weights = {m: t.harmony.masked_params(mask) for m, mask in enumerate(t.harmony.masks)}
         if t.method == "g-harmodt":
             return self.policy(self.prompts, weights, self.gate_chooser())
-        return self.policy(self.prompts, weights, lambda p: list(p.task_index))
+        return self.policy(self.prompts, weights, by_task)
 
     def seen(self) -> dict:
         result = self._run(self.seen_eval, self.seen_policy())
@@ -91,9 +92,10 @@ class RunEvaluation:
         t = self.trainer
         if not self.unseen:
             return None
-        samplers = [SegmentSampler(eps, self.cfg.model.prompt_steps, t.norm, self.cfg.train.return_scale,
-                                   t.max_ep_len) for eps in load_prompts(self.cfg, self.unseen).values()]
-        prompts = fixed_prompts(samplers, t.seed)
+        selectors = [PromptSelector(eps, self.cfg.model.prompt_steps, t.norm, self.cfg.train.return_scale,
+                                    t.max_ep_len, mode=PROMPT_MODE)
+                     for eps in load_prompts(self.cfg, self.unseen).values()]
+        prompts = fixed_prompts(selectors, t.seed)
         if t.method in IMPORTANCE:
             vote = majority_vote_mask(t.harmony.masks, self.cfg.harmo.unseen_threshold)
             policy = self.policy(prompts, {0: t.harmony.masked_params(vote)}, lambda p: [0] * len(p.task_index))

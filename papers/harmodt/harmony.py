@@ -25,17 +25,15 @@ from torch import nn
 
 from papers.harmodt.config import HarmoConfig
 from papers.harmodt.masks import (
-    apply_mask,
     harmony_gradient,
     k_schedule,
-    mask_gradients,
     maskable_names,
     prune_scores,
     random_erk_masks,
-    restore_masked_out,
     revive_scores,
     update_mask,
 )
+from shared.offline_rl.masks import apply_mask, mask_gradients, restore_masked_out
 
 LossFn = Callable[[int], torch.Tensor]  # task index -> loss on one batch of that task
 

@@ -1,7 +1,9 @@
 """HarmoDT's per-task binary masks ("harmony subspaces", paper §4).
 
 A task's mask set is a `dict[str, BoolTensor]` keyed by parameter name that holds only the
-maskable parameters (see `maskable_names`); True keeps an entry.
+maskable parameters (see `maskable_names`); True keeps an entry. The generic helpers (apply a
+mask, mask gradients, restore masked-out entries, density, overlap) are
+`shared.offline_rl.masks`; this module holds HarmoDT's own rules.
 
 - Init (§4.3): an Erdős–Rényi-Kernel random mask per task at density 0.8.
 - Inner step (Alg. 1, lower level): `apply_mask` saves θ and loads θ⊙M_i, the trainer runs
@@ -23,7 +25,8 @@ import math
 import torch
 from torch import nn
 
-Mask = dict[str, torch.Tensor]
+from shared.offline_rl.masks import Mask
+
 IMPORTANCES = ("fisher", "magnitude", "none")
 HARMONY_WEIGHT = 10.0  # γ in the prune score 10·(ḡ⊙g_i) + I_i (authors' default `gamma`)
 
@@ -102,40 +105,6 @@ def random_erk_masks(model: nn.Module, n_tasks: int, density: float,
             mask[name] = flat.view(p.shape).to(p.device)
         masks.append(mask)
     return masks
-
-
-def mask_density(mask: Mask) -> float:
-    """Fraction of kept entries over all maskable entries."""
-    kept = sum(int(m.sum()) for m in mask.values())
-    return kept / sum(m.numel() for m in mask.values())
-
-
-@torch.no_grad()
-def apply_mask(model: nn.Module, mask: Mask) -> dict[str, torch.Tensor]:
-    """Save copies of the masked parameters, then load θ⊙M_i in place (Alg. 1)."""
-    params = dict(model.named_parameters())
-    saved = {}
-    for name, m in mask.items():
-        saved[name] = params[name].detach().clone()
-        params[name].mul_(m)
-    return saved
-
-
-@torch.no_grad()
-def mask_gradients(model: nn.Module, mask: Mask) -> None:
-    """grads ← grads ⊙ M_i, after clipping and before the optimiser step (Alg. 1)."""
-    params = dict(model.named_parameters())
-    for name, m in mask.items():
-        if params[name].grad is not None:
-            params[name].grad.mul_(m)
-
-
-@torch.no_grad()
-def restore_masked_out(model: nn.Module, mask: Mask, saved: dict[str, torch.Tensor]) -> None:
-    """θ ← θ_new⊙M_i + θ_old⊙(1−M_i): masked-out entries get their saved values bitwise."""
-    params = dict(model.named_parameters())
-    for name, m in mask.items():
-        params[name].copy_(torch.where(m, params[name], saved[name]))
 
 
 def k_schedule(progress: float, k_max: int = 50) -> int:
@@ -233,12 +202,3 @@ def majority_vote_mask(masks: list[Mask], threshold: float = 0.5) -> Mask:
     """
     need = threshold * len(masks) - 1e-9
     return {n: torch.stack([m[n] for m in masks]).sum(0) >= need for n in masks[0]}
-
-
-def mask_overlap(masks: list[Mask]) -> torch.Tensor:
-    """[n, n] intersection-over-union of the kept entries of every pair of tasks."""
-    flat = torch.stack([torch.cat([m[n].flatten() for n in masks[0]]) for m in masks]).double()
-    inter = flat @ flat.T
-    kept = flat.sum(1)
-    union = kept[:, None] + kept[None, :] - inter
-    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(inter))

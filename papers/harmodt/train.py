@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from papers.harmodt.config import IMPORTANCE, HarmoDTConfig
-from papers.harmodt.data import MultiTaskBatches, Normaliser, TaskData, load_task_data, to_torch
+from papers.harmodt.data import PROMPT_MODE, gate_windows, load_task_data
 from papers.harmodt.grouping import (
     GatingNetwork,
     cluster_tasks,
@@ -25,8 +25,8 @@ from papers.harmodt.grouping import (
     gradient_cosine_matrix,
 )
 from papers.harmodt.harmony import HarmonyMasks
-from papers.harmodt.masks import mask_overlap, maskable_names, random_erk_masks
-from papers.harmodt.model import action_loss, build_model
+from papers.harmodt.masks import maskable_names, random_erk_masks
+from papers.harmodt.model import build_model
 from shared.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
@@ -37,6 +37,10 @@ from shared.checkpoint import (
 from shared.cli import Context
 from shared.config import to_dict
 from shared.device import resolve_device
+from shared.offline_rl.batches import MultiTaskBatches, TaskData
+from shared.offline_rl.dt import action_loss
+from shared.offline_rl.masks import mask_overlap
+from shared.offline_rl.segments import Normaliser, to_torch
 from shared.runs import (
     check_same_config,
     is_done,
@@ -70,7 +74,7 @@ class Trainer:
         obs_dim, act_dim = tasks[0].episodes[0].observations.shape[1], tasks[0].episodes[0].actions.shape[1]
         self.max_ep_len = cfg.data.max_steps
         self.batches = MultiTaskBatches(tasks, mc.context, mc.prompt_steps, self.norm,
-                                        tc.return_scale, self.max_ep_len)
+                                        tc.return_scale, self.max_ep_len, prompt_mode=PROMPT_MODE)
         self.model = build_model(method, mc, obs_dim, act_dim, self.max_ep_len, len(tasks)).to(self.device)
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(trainable, lr=tc.lr, weight_decay=tc.weight_decay)
@@ -149,7 +153,7 @@ class Trainer:
     def gate_step(self) -> float:
         steps = self.cfg.group.gate_context
         tasks = self.rng.integers(len(self.tasks), size=GATE_BATCH)
-        rows, valid = zip(*(self.batches.segments[t].windows(1, steps, self.rng) for t in tasks))
+        rows, valid = zip(*(gate_windows(self.batches.segments[t], 1, steps, self.rng) for t in tasks))
         x = torch.as_tensor(np.concatenate(rows), device=self.device)
         m = torch.as_tensor(np.concatenate(valid), device=self.device)
         y = torch.as_tensor([self.groups[t] for t in tasks], device=self.device)

@@ -5,6 +5,11 @@ Generated datasets live in `<data_dir>/minari/<dataset_id>/`, one per (task, gen
 with the cache key in the id: `metaworld-<task>-<generation>-<key>-v0`. Generation runs in
 parallel over chunks of episodes of any task (so one task also uses every core) and gives
 bit-identical arrays for any number of workers.
+
+ML1 (`benchmark="ML1"`, meta-RL): episodes come from the partially observable envs of one
+goal `split` ("train" for training data, "test" for the demonstrations prompts of held-out
+goals are cut from), cycling over `goals` (all 50 of the split by default). The benchmark,
+split and goal list are part of the cache key; MT1 keys without a goal list are unchanged.
 """
 
 from __future__ import annotations
@@ -21,7 +26,13 @@ from shared.cache import cache_key
 from shared.offline_rl.episodes import QUALITIES, Episode, QualityRecipe, generate_chunk
 from shared.offline_rl.readers import d4rl_file, read_d4rl_hdf5, read_episode_npz_dir
 from shared.offline_rl.store import read_dataset, write_dataset
-from shared.offline_rl.tasks import check_max_steps, check_task, resolve_workers
+from shared.offline_rl.tasks import (
+    N_GOALS,
+    check_benchmark,
+    check_max_steps,
+    check_task,
+    resolve_workers,
+)
 from shared.tracking import progress
 
 # Bump when the generated data would change for the same key (e.g. a new rollout rule).
@@ -36,21 +47,28 @@ def package_versions() -> dict[str, str | None]:
 
 
 def _key_parts(task: str, quality_generation: str, episodes: int, seed: int, max_steps: int,
-               recipe: QualityRecipe, benchmark_seed: int) -> dict:
+               recipe: QualityRecipe, benchmark_seed: int, benchmark: str = "MT1",
+               split: str = "train", goals: tuple[int, ...] | None = None) -> dict:
     schedule = {k: v for k, v in asdict(recipe).items() if k.startswith(("eps", "sigma"))}
-    return {
+    parts = {
         "task": task, "generation": quality_generation, "episodes": int(episodes),
         "seed": int(seed), "max_steps": int(max_steps), "recipe": schedule,
         "benchmark_seed": int(benchmark_seed), "generator_version": GENERATOR_VERSION,
         "versions": package_versions(),
     }
+    if benchmark != "MT1":  # MT1 keys stay as they were before ML1 existed
+        parts.update(benchmark=benchmark, split=split)
+    if goals is not None:
+        parts["goals"] = [int(g) for g in goals]
+    return parts
 
 
 def dataset_key(task: str, quality_generation: str, episodes: int, seed: int, max_steps: int,
-                recipe: QualityRecipe, benchmark_seed: int = 0) -> str:
+                recipe: QualityRecipe, benchmark_seed: int = 0, benchmark: str = "MT1",
+                split: str = "train", goals: tuple[int, ...] | None = None) -> str:
     """The cache key of one generated buffer (package versions included)."""
     return cache_key(**_key_parts(task, quality_generation, episodes, seed, max_steps, recipe,
-                                  benchmark_seed))
+                                  benchmark_seed, benchmark, split, goals))
 
 
 @dataclass(frozen=True)
@@ -63,6 +81,9 @@ class Request:
     seed: int
     max_steps: int
     benchmark_seed: int = 0
+    benchmark: str = "MT1"
+    split: str = "train"
+    goals: tuple[int, ...] | None = None  # goal variations cycled over (None: all 50)
 
     @property
     def recipe(self) -> QualityRecipe:
@@ -70,10 +91,12 @@ class Request:
 
     def key_parts(self) -> dict:
         return _key_parts(self.task, self.generation, self.episodes, self.seed, self.max_steps,
-                          self.recipe, self.benchmark_seed)
+                          self.recipe, self.benchmark_seed, self.benchmark, self.split,
+                          self.goals)
 
     def dataset_id(self) -> str:
-        return f"metaworld-{self.task}-{self.generation}-{cache_key(**self.key_parts())}-v0"
+        kind = "" if self.benchmark == "MT1" else f"{self.benchmark.lower()}{self.split}-"
+        return f"metaworld-{kind}{self.task}-{self.generation}-{cache_key(**self.key_parts())}-v0"
 
 
 def _chunks(requests: list[Request], workers: int) -> list[tuple[Request, int, int]]:
@@ -87,7 +110,8 @@ def _chunks(requests: list[Request], workers: int) -> list[tuple[Request, int, i
 
 def _run_chunk(request: Request, start: int, stop: int) -> list[Episode]:
     return generate_chunk(request.task, request.recipe, request.episodes, start, stop,
-                          request.seed, request.max_steps, request.benchmark_seed)
+                          request.seed, request.max_steps, request.benchmark_seed,
+                          request.benchmark, request.split, request.goals)
 
 
 def generate_episodes(requests: list[Request], workers: int = 0,
@@ -171,9 +195,20 @@ def _check_args(tasks: list[str], quality: str, episodes: int, seed: int, source
         check_task(task)
 
 
+def _check_goals(goals) -> tuple[int, ...] | None:
+    if goals is None:
+        return None
+    goals = tuple(int(g) for g in goals)
+    if not goals or len(set(goals)) != len(goals) or not all(0 <= g < N_GOALS for g in goals):
+        raise UserError(f"goals must be distinct indices in 0..{N_GOALS - 1}, got {list(goals)}")
+    return goals
+
+
 def load_datasets(tasks: list[str], quality: str, episodes: int, *, seed: int, max_steps: int,
                   data_dir: str | Path, workers: int = 0, source: str = "generate",
-                  path: str = "", benchmark_seed: int = 0) -> dict[str, list[Episode]]:
+                  path: str = "", benchmark_seed: int = 0, benchmark: str = "MT1",
+                  split: str = "train", goals: list[int] | None = None
+                  ) -> dict[str, list[Episode]]:
     """task -> episodes of the given quality.
 
     source="generate": the first `episodes` episodes of each task's cached buffer, generated
@@ -184,8 +219,14 @@ def load_datasets(tasks: list[str], quality: str, episodes: int, *, seed: int, m
     `read_episode_npz_dir`). File sources give the first `episodes` episodes found (all of
     them when there are fewer); `seed`, `max_steps` and `data_dir` only apply to generation.
     `<data_dir>/minari` is a valid MINARI_DATASETS_PATH for Minari's own tools.
+    `benchmark`/`split`/`goals` (generation only): "ML1" episodes of the given goal split,
+    episode j on goal `goals[j % len(goals)]` (see the module docstring).
     """
     _check_args(tasks, quality, episodes, seed, source)
+    check_benchmark(benchmark, split)
+    goals = _check_goals(goals)
+    if source != "generate" and (benchmark != "MT1" or goals is not None):
+        raise UserError(f"benchmark/split/goals apply to generated data only, not source {source!r}")
     if source == "d4rl":
         return {task: read_d4rl_hdf5(d4rl_file(path, task, quality), task=task)[:episodes]
                 for task in tasks}
@@ -196,6 +237,7 @@ def load_datasets(tasks: list[str], quality: str, episodes: int, *, seed: int, m
                 for task in tasks}
     recipe = QUALITIES[quality]
     requests = [Request(task, recipe.generation, recipe.generated_episodes(episodes), int(seed),
-                        check_max_steps(max_steps), int(benchmark_seed)) for task in tasks]
+                        check_max_steps(max_steps), int(benchmark_seed), benchmark, split, goals)
+                for task in tasks]
     generated = _generated(requests, Path(data_dir), workers)
     return {task: generated[task][:episodes] for task in tasks}

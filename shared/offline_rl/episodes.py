@@ -11,8 +11,12 @@ one-episode buffer uses the start values).
 "near-optimal" buffer (its noisier half: progress 0 -> ~0.71, so eps 1 -> ~0.29 and
 sigma 1 -> ~0.36), stored once.
 
-Episode `j` of task `t` uses goal variation `j % 50` and the seed `episode_seed(seed, t, j)`,
-which drives all of its randomness; so an episode never depends on which process made it.
+Episode `j` of task `t` uses goal variation `j % 50` (or `goals[j % len(goals)]` when a goal
+list is given) and the seed `episode_seed(seed, t, j)`, which drives all of its randomness; so
+an episode never depends on which process made it. In ML1 (`benchmark="ML1"`) the stored
+observations hide the goal, as the env returns them; the scripted expert is given the goal
+(`goal_position(env)` written into its copy of the observation), so data quality is the same
+as in MT1.
 
 Measured (MT10, 200 steps, 100 episodes, seed 0): expert succeeds in 81-100% of episodes per
 task; near-optimal rises from 0-28% success in its first quarter to 76-100% in its last.
@@ -26,7 +30,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from shared.offline_rl.tasks import (
+    GOAL_SLICE,
     N_GOALS,
+    goal_position,
     make_env,
     scripted_policy,
     set_goal,
@@ -122,10 +128,12 @@ def episode_seed(base_seed: int, task: str, index: int) -> int:
     return int(sequence.generate_state(1, np.uint32)[0])
 
 
-def rollout(env, policy, seed: int, eps: float, sigma: float, max_steps: int
-            ) -> dict[str, np.ndarray]:
+def rollout(env, policy, seed: int, eps: float, sigma: float, max_steps: int,
+            reveal_goal: bool = False) -> dict[str, np.ndarray]:
     """One episode from `env.reset()` to `max_steps` (Meta-World never terminates early);
     `seed` drives the exploration and noise (Meta-World ignores the reset seed).
+    `reveal_goal`: the policy sees the observation with the goal position written in (for a
+    scripted expert in a partially observable env); the stored observation is the env's.
 
     Returns arrays with `observations` holding T + 1 rows (the final observation last)."""
     rng = np.random.default_rng(seed)
@@ -137,7 +145,11 @@ def rollout(env, policy, seed: int, eps: float, sigma: float, max_steps: int
         if explore < eps:
             action = uniform
         else:
-            action = np.clip(policy.get_action(obs) + sigma * noise, -1.0, 1.0)
+            seen = obs
+            if reveal_goal:
+                seen = obs.copy()
+                seen[GOAL_SLICE] = goal_position(env)
+            action = np.clip(policy.get_action(seen) + sigma * noise, -1.0, 1.0)
         action = action.astype(np.float32)  # the stored action is exactly the executed one
         obs, reward, terminated, trunc, info = env.step(action)
         observations.append(obs)
@@ -168,19 +180,28 @@ def make_episode(arrays: dict[str, np.ndarray], task: str, goal: int, seed: int)
 _ENVS: dict[tuple, object] = {}
 
 
-def _env(task: str, goal: int, max_steps: int, benchmark_seed: int):
+def _env(task: str, goal: int, max_steps: int, benchmark_seed: int, benchmark: str = "MT1",
+         split: str = "train"):
     # One env per task per process, switched between goal variations: building one costs
     # ~0.1 s and a MuJoCo model per goal would cost memory; `reset` fully restores the
     # simulator, so an episode does not depend on what the env ran before.
-    key = (task, max_steps, benchmark_seed)
+    key = (task, max_steps, benchmark_seed, benchmark, split)
     if key not in _ENVS:
-        _ENVS[key] = make_env(task, goal, max_steps, benchmark_seed)
-    set_goal(_ENVS[key], task, goal, benchmark_seed)
+        _ENVS[key] = make_env(task, goal, max_steps, benchmark_seed, benchmark=benchmark,
+                              split=split)
+    set_goal(_ENVS[key], task, goal, benchmark_seed, benchmark=benchmark, split=split)
     return _ENVS[key]
 
 
+def episode_goal(index: int, goals: tuple[int, ...] | None = None) -> int:
+    """The goal variation of episode `index` of a buffer: cycling over `goals` (all 50 when
+    None)."""
+    return index % N_GOALS if goals is None else int(goals[index % len(goals)])
+
+
 def generate_chunk(task: str, recipe: QualityRecipe, episodes: int, start: int, stop: int,
-                   seed: int, max_steps: int, benchmark_seed: int) -> list[Episode]:
+                   seed: int, max_steps: int, benchmark_seed: int, benchmark: str = "MT1",
+                   split: str = "train", goals: tuple[int, ...] | None = None) -> list[Episode]:
     """Episodes `start..stop-1` of the `episodes`-long buffer of `task` made with `recipe`."""
     policy = scripted_policy(task)
     out = []
@@ -188,9 +209,10 @@ def generate_chunk(task: str, recipe: QualityRecipe, episodes: int, start: int, 
         # Scripted policies warn whenever a gain saturates; the action is clipped anyway.
         warnings.filterwarnings("ignore", message="Constant\\(s\\) may be too high")
         for index in range(start, stop):
-            goal, ep_seed = index % N_GOALS, episode_seed(seed, task, index)
+            goal, ep_seed = episode_goal(index, goals), episode_seed(seed, task, index)
             eps, sigma = recipe.schedule(index, episodes)
-            env = _env(task, goal, max_steps, benchmark_seed)
-            arrays = rollout(env, policy, ep_seed, eps, sigma, max_steps)
+            env = _env(task, goal, max_steps, benchmark_seed, benchmark, split)
+            arrays = rollout(env, policy, ep_seed, eps, sigma, max_steps,
+                             reveal_goal=benchmark == "ML1")
             out.append(make_episode(arrays, task, goal, ep_seed))
     return out

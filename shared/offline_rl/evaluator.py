@@ -11,7 +11,15 @@ per (task, goal) and stepped with the same actions.
 Policy protocol:
     reset(task_index: np.ndarray[int]) -> None   # index into `tasks` for each of B episodes
     act(obs: [B, 39] float32, last_reward: [B] float32, active: [B] bool) -> [B, 4]
-Actions are clipped to [-1, 1]. Inactive rows are ignored, their reward is 0.
+    observe_goals(goals: [B, 3] float64) -> None  # optional: only scripted experts define it
+Actions are clipped to [-1, 1]. Inactive rows are ignored, their reward is 0. Episode i of a
+run is slot i of `evaluator.slots`, the (task, goal) pairs task-major; a policy that wants a
+prompt per episode indexes its prompts by that order.
+
+ML1 (`benchmark="ML1"`): the envs are partially observable (the goal is zeros in the
+observation) and `split="test"` runs Meta-World's held-out goals. A policy that defines
+`observe_goals` receives each episode's goal position after every reset (an oracle for the
+scripted experts; a learned policy must infer the goal, e.g. from its prompt).
 """
 
 from __future__ import annotations
@@ -25,8 +33,10 @@ import numpy as np
 from shared.offline_rl.tasks import (
     ACT_DIM,
     OBS_DIM,
+    check_benchmark,
     check_max_steps,
     check_task,
+    goal_position,
     make_env,
     resolve_workers,
     stable_task_hash,
@@ -44,8 +54,10 @@ def reset_seed(task: str, goal: int) -> int:
 class _Shard:
     """The envs of a block of episodes, in the process that steps them."""
 
-    def __init__(self, slots: list[tuple[str, int]], max_steps: int, benchmark_seed: int):
-        self.envs = [make_env(task, goal, max_steps, benchmark_seed) for task, goal in slots]
+    def __init__(self, slots: list[tuple[str, int]], max_steps: int, benchmark_seed: int,
+                 benchmark: str = "MT1", split: str = "train"):
+        self.envs = [make_env(task, goal, max_steps, benchmark_seed, benchmark=benchmark,
+                              split=split) for task, goal in slots]
         self.seeds = [reset_seed(task, goal) for task, goal in slots]
         self.obs = np.zeros((len(slots), OBS_DIM), dtype=np.float32)
 
@@ -63,14 +75,20 @@ class _Shard:
             success[i] = bool(info["success"])
         return self.obs.copy(), rewards, success
 
+    def goals(self) -> np.ndarray:
+        return np.stack([goal_position(env) for env in self.envs])
+
     def handle(self, command: str, payload: tuple) -> object:
+        if command == "goals":
+            return self.goals()
         return self.reset() if command == "reset" else self.step(*payload)
 
 
-def _serve(conn, slots, max_steps: int, benchmark_seed: int) -> None:
+def _serve(conn, slots, max_steps: int, benchmark_seed: int, benchmark: str = "MT1",
+           split: str = "train") -> None:
     """Worker loop: build the shard, then answer reset/step messages until close."""
     try:
-        shard = _Shard(slots, max_steps, benchmark_seed)
+        shard = _Shard(slots, max_steps, benchmark_seed, benchmark, split)
         conn.send(("ok", None))
     except Exception:  # noqa: BLE001 - reported to the parent, which raises it
         conn.send(("error", traceback.format_exc()))
@@ -89,8 +107,9 @@ def _serve(conn, slots, max_steps: int, benchmark_seed: int) -> None:
 
 
 class _LocalShard:
-    def __init__(self, slots, max_steps: int, benchmark_seed: int):
-        self.shard, self.result = _Shard(slots, max_steps, benchmark_seed), None
+    def __init__(self, slots, max_steps: int, benchmark_seed: int, benchmark: str = "MT1",
+                 split: str = "train"):
+        self.shard, self.result = _Shard(slots, max_steps, benchmark_seed, benchmark, split), None
 
     def send(self, command: str, payload: tuple = ()) -> None:
         self.result = self.shard.handle(command, payload)
@@ -103,10 +122,12 @@ class _LocalShard:
 
 
 class _RemoteShard:
-    def __init__(self, context, slots, max_steps: int, benchmark_seed: int):
+    def __init__(self, context, slots, max_steps: int, benchmark_seed: int,
+                 benchmark: str = "MT1", split: str = "train"):
         self.conn, child = context.Pipe()
         self.process = context.Process(target=_serve, daemon=True,
-                                       args=(child, slots, max_steps, benchmark_seed))
+                                       args=(child, slots, max_steps, benchmark_seed,
+                                             benchmark, split))
         self.process.start()
         child.close()
 
@@ -136,10 +157,14 @@ class _RemoteShard:
 
 class Evaluator:
     """One episode per (task, goal), `max_steps` long, or until success when
-    `stop_on_success` (the return then sums only the steps taken up to the success)."""
+    `stop_on_success` (the return then sums only the steps taken up to the success).
+    `goals` index the 50 goal variations of `benchmark`'s `split` ("MT1": train only;
+    "ML1": train or the held-out test goals)."""
 
     def __init__(self, tasks: list[str], goals: list[int], max_steps: int, *, workers: int = 1,
-                 benchmark_seed: int = 0, stop_on_success: bool = False):
+                 benchmark_seed: int = 0, stop_on_success: bool = False,
+                 benchmark: str = "MT1", split: str = "train"):
+        self.benchmark, self.split = check_benchmark(benchmark, split)
         self.tasks = [check_task(task) for task in tasks]
         self.goals = [int(goal) for goal in goals]
         self.max_steps = check_max_steps(max_steps)
@@ -149,16 +174,18 @@ class Evaluator:
             raise ValueError("Evaluator tasks and goals must not repeat")
         if not slots:
             raise ValueError("Evaluator needs at least one task and one goal")
+        self.slots = slots
         self.task_index = np.repeat(np.arange(len(self.tasks)), len(self.goals))
         blocks = [b for b in np.array_split(np.arange(len(slots)), resolve_workers(workers)) if len(b)]
         self._blocks = [(int(b[0]), int(b[-1]) + 1) for b in blocks]
         self._shards = self._start([slots[a:b] for a, b in self._blocks], benchmark_seed)
 
     def _start(self, shard_slots: list[list], benchmark_seed: int) -> list:
+        where = (self.max_steps, benchmark_seed, self.benchmark, self.split)
         if len(shard_slots) == 1:
-            return [_LocalShard(shard_slots[0], self.max_steps, benchmark_seed)]
+            return [_LocalShard(shard_slots[0], *where)]
         context = multiprocessing.get_context("spawn")
-        shards = [_RemoteShard(context, s, self.max_steps, benchmark_seed) for s in shard_slots]
+        shards = [_RemoteShard(context, s, *where) for s in shard_slots]
         try:
             for shard in shards:
                 shard.receive()  # envs built
@@ -173,7 +200,7 @@ class Evaluator:
         for shard, (a, b) in zip(self._shards, self._blocks):
             shard.send(command, tuple(x[a:b] for x in arrays))
         answers = [shard.receive() for shard in self._shards]
-        if command == "reset":
+        if command in ("reset", "goals"):
             return [np.concatenate(answers)]
         return [np.concatenate(parts) for parts in zip(*answers)]
 
@@ -192,6 +219,8 @@ class Evaluator:
         batch = len(self.task_index)
         policy.reset(self.task_index.copy())
         (obs,) = self._all("reset")
+        if hasattr(policy, "observe_goals"):
+            policy.observe_goals(self._all("goals")[0])
         active = np.ones(batch, dtype=bool)
         returns, success = np.zeros(batch), np.zeros(batch, dtype=bool)
         last_reward, env_steps = np.zeros(batch, dtype=np.float32), 0
@@ -210,6 +239,7 @@ class Evaluator:
 
     def _summary(self, returns: np.ndarray, success: np.ndarray, env_steps: int,
                  seconds: float) -> dict:
+        """Means per task and over tasks; `per_episode` lists every slot's outcome."""
         per_task = {
             task: {"success": float(success[self.task_index == i].mean()),
                    "return": float(returns[self.task_index == i].mean())}
@@ -220,6 +250,8 @@ class Evaluator:
             "success": float(np.mean([v["success"] for v in per_task.values()])),
             "return": float(np.mean([v["return"] for v in per_task.values()])),
             "episodes": int(len(returns)), "env_steps": env_steps, "seconds": seconds,
+            "per_episode": [{"task": task, "goal": goal, "success": bool(s), "return": float(r)}
+                            for (task, goal), s, r in zip(self.slots, success, returns)],
         }
 
     def close(self) -> None:

@@ -5,22 +5,18 @@ import torch
 from torch import nn
 
 from papers.harmodt.masks import (
-    apply_mask,
     erk_counts,
     erk_densities,
     harmony_gradient,
     k_schedule,
     majority_vote_mask,
-    mask_density,
-    mask_gradients,
-    mask_overlap,
     maskable_names,
     prune_scores,
     random_erk_masks,
-    restore_masked_out,
     revive_scores,
     update_mask,
 )
+from shared.offline_rl.masks import mask_density
 
 
 class ToyBlock(nn.Module):
@@ -124,61 +120,6 @@ def test_random_erk_masks_reproducible():
     assert all(torch.equal(a[i][n], b[i][n]) for i in range(2) for n in a[0])
 
 
-def inner_step(model, optimizer, mask, x, y, restore=True):
-    """One HarmoDT inner step (Alg. 1) as the trainer runs it."""
-    saved = apply_mask(model, mask)
-    optimizer.zero_grad()
-    loss = ((model(x) - y) ** 2).mean()
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 0.25)
-    mask_gradients(model, mask)
-    optimizer.step()
-    if restore:
-        restore_masked_out(model, mask, saved)
-    return saved
-
-
-def test_inner_step_leaves_masked_out_entries_bitwise_unchanged():
-    torch.manual_seed(0)
-    model = ToyGPT()
-    masks = random_erk_masks(model, 2, 0.5, torch.Generator().manual_seed(1))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
-    x, y = torch.randn(8, 4), torch.randn(8, 2)
-    params = dict(model.named_parameters())
-    for step in range(4):  # alternate tasks so AdamW momentum is non-zero on masked-out entries
-        mask = masks[step % 2]
-        before = {n: p.detach().clone() for n, p in params.items()}
-        inner_step(model, optimizer, mask, x, y)
-        for name, m in mask.items():
-            assert torch.equal(params[name][~m], before[name][~m])
-            assert (params[name][m] != before[name][m]).float().mean() > 0.9
-        assert not torch.equal(params["embed_x.weight"], before["embed_x.weight"])
-
-
-def test_inner_step_without_restore_moves_masked_out_entries():
-    torch.manual_seed(0)
-    model = ToyGPT()
-    mask = random_erk_masks(model, 1, 0.5, torch.Generator().manual_seed(1))[0]
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
-    saved = inner_step(model, optimizer, mask, torch.randn(8, 4), torch.randn(8, 2),
-                       restore=False)
-    w, m = dict(model.named_parameters())["blocks.0.fc1.weight"], mask["blocks.0.fc1.weight"]
-    assert not torch.equal(w[~m], saved["blocks.0.fc1.weight"][~m])
-
-
-def test_apply_mask_zeroes_and_returns_copies():
-    model = ToyGPT()
-    mask = random_erk_masks(model, 1, 0.5, torch.Generator().manual_seed(2))[0]
-    original = {n: p.detach().clone() for n, p in model.named_parameters()}
-    saved = apply_mask(model, mask)
-    params = dict(model.named_parameters())
-    for name, m in mask.items():
-        assert torch.equal(saved[name], original[name])
-        assert bool((params[name][~m] == 0).all())
-        assert torch.equal(params[name][m], original[name][m])
-    assert torch.equal(params["embed_x.weight"], original["embed_x.weight"])
-
-
 @pytest.mark.parametrize("scope", ["global", "layer"])
 @pytest.mark.parametrize("k", [0, 1, 7, 50, 100_000])
 def test_update_mask_conserves_density(scope, k):
@@ -271,15 +212,3 @@ def test_majority_vote_mask():
     # exactly half of four masks keep entry 2: ≥ keeps it
     four = masks + [{"w": torch.tensor([0, 0, 0, 1], dtype=torch.bool)}]
     assert majority_vote_mask(four, 0.5)["w"].tolist() == [True, True, True, False]
-
-
-def test_mask_overlap_iou():
-    iou = mask_overlap(three_masks())
-    expected = torch.tensor([[1, 1 / 3, 2 / 3], [1 / 3, 1, 2 / 3], [2 / 3, 2 / 3, 1]],
-                            dtype=torch.float64)
-    assert torch.allclose(iou, expected, atol=1e-15)
-
-
-def test_mask_density():
-    assert mask_density({"a": torch.tensor([1, 0, 0, 0], dtype=torch.bool),
-                         "b": torch.tensor([[1, 1], [1, 1]], dtype=torch.bool)}) == 5 / 8
