@@ -103,10 +103,15 @@ def reproduce_local(cfg, ctx: Context) -> Path | None:
 
     from papers.spider.local import run_local
 
-    if PartialState().is_main_process:
+    # The process state is shared and set up once, by its first constructor: it takes the
+    # same `cpu=` as run_local's Accelerator. A bare PartialState() on a machine without CUDA
+    # sets up a single non-distributed process under torchrun / accelerate launch, and every
+    # process would then act as the main one (its own run directories, its own result set).
+    state = PartialState(cpu=cfg.device == "cpu")
+    if state.is_main_process:
         _warn_skipped(cfg.experiment.methods)
     results = [run_local(cfg, ctx, method, seed) for method in cfg.experiment.methods for seed in cfg.seeds]
-    if not PartialState().is_main_process:
+    if not state.is_main_process:
         return None
     assert all(results), "the main process has every run's result"
     task = cfg.data.local_task

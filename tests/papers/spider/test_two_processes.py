@@ -74,7 +74,7 @@ def test_paper_path_reproduce_on_two_processes_writes_one_result_set(
 
     runs = tmp_path / "runs"
     args = paper_args(llava_dir, data_dir, runs, "experiment.methods=[spider,full_ft]", "num_seeds=1")
-    proc = launch("spider", ["reproduce", "--config", "paper", *args], nproc=2, launcher="accelerate")
+    proc = launch("spider", ["reproduce", "--config", "paper", *args], nproc=2, launcher="torchrun")
     dirs = list_run_dirs(runs, "spider", "paper")
     assert sorted(p.parent.name for p in dirs) == ["full_ft-scienceqa", "spider-scienceqa"]
     assert all(p.name.startswith("seed0-") and (p / "DONE").exists() for p in dirs)
