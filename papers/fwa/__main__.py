@@ -1,4 +1,4 @@
-"""python -m papers.fwa {data,train,eval,reproduce} --config {smoke,small,paper} [key=value ...]"""
+"""python -m papers.fwa {data,train,eval,reproduce,config} --config {smoke,small,paper} [key=value ...]"""
 
 from __future__ import annotations
 
@@ -10,7 +10,11 @@ from shared.cli import Context, run_cli
 
 
 def data(cfg: FWAConfig, ctx: Context) -> None:
-    """Generate (or check) every dataset the configured experiments use."""
+    """Generate (or check) every dataset the configured experiments use.
+
+    The convex sets (with F* from a Newton solve), the stability pool, and the `train` data:
+    MNIST-1D generated locally and cached under data_dir, or CIFAR's binary files read from
+    train.data_path. Nothing is downloaded."""
     from papers.fwa import convex, stability
     from papers.fwa.train import load_split
 
@@ -26,6 +30,12 @@ def data(cfg: FWAConfig, ctx: Context) -> None:
 
 
 def train(cfg: FWAConfig, ctx: Context) -> None:
+    """Train the network of experiment 3 for one seed: SGD with LAWA, FWA, SWA and EMA read off it.
+
+    One run directory per run (config, metrics.jsonl, checkpoints, summary.json); resume=latest
+    continues the newest unfinished run of this seed from its checkpoint. Under torchrun or
+    accelerate launch each process takes its share of every batch (DDP) and the main process
+    alone writes: the same final metrics as one process, to float rounding."""
     from papers.fwa.train import train as train_run
 
     result = train_run(cfg, ctx)
@@ -36,12 +46,23 @@ def train(cfg: FWAConfig, ctx: Context) -> None:
 
 
 def evaluate(cfg: FWAConfig, ctx: Context) -> None:
+    """Evaluate a finished training run: every method's test/train accuracy and loss gap.
+
+    Defaults to the newest finished `train` run of this config (runs_dir/fwa/<config>/
+    train-<dataset>/); eval_run=<run dir> picks one. Restores the newest intact checkpoint and
+    writes eval-<stamp>.json beside it."""
     from papers.fwa.eval import evaluate_run
 
     evaluate_run(cfg, ctx)
 
 
 def reproduce(cfg: FWAConfig, ctx: Context) -> None:
+    """Run the configured experiments for every seed and write results.json, RESULTS.md and plots.
+
+    Convex convergence, stability on neighbouring datasets, and the non-convex training
+    (each (experiment, seed) its own run directory; resume=latest reuses finished ones), then
+    the claims with their verdicts. Under a launcher only experiments=[nonconvex] is spread
+    over the processes."""
     from papers.fwa.reproduce import reproduce as run
 
     run(cfg, ctx)

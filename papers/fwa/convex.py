@@ -18,6 +18,7 @@ from papers.fwa.data import binary_dataset
 from papers.fwa.problems import LogisticProblem, optimum
 from papers.fwa.theory import convergence_ratio
 from papers.fwa.trajectory import horizons, run_trajectory, schedule_tensors
+from shared import UserError
 from shared.seeding import torch_generator
 from shared.tracking import Tracker, progress
 
@@ -40,7 +41,10 @@ def prepare(cfg: ConvexConfig) -> dict[str, tuple]:
     out = {}
     for name in cfg.datasets:
         X, y = binary_dataset(name, cfg.synthetic_samples, cfg.synthetic_features, cfg.data_seed)
-        w_star, f_star = optimum(X, y, cfg.l2)
+        try:
+            w_star, f_star = optimum(X, y, cfg.l2)
+        except UserError as exc:
+            raise UserError(f"convex/{name} with convex.l2={cfg.l2:g}: {exc}") from None
         base = step_constants(X, y, w_star, cfg.l2, cfg.steps)
         out[name] = (X, y, f_star, {s: cfg.lr[s] * base[s] for s in cfg.schedules})
     return out
@@ -69,10 +73,16 @@ RESOLVED_LENGTH = 50  # a τ estimate is resolved when the series is at least th
 
 def run_dataset(cfg: ConvexConfig, seed: int, index: int, name: str, dataset: tuple,
                 tracker: Tracker, bar) -> tuple[dict, dict]:
-    """One dataset, one model per step-size schedule, all on the same data and trajectory
-    randomness: ({schedule: {method: {"T": [...], "value": [F(w̄) − F*, ...]}}},
-    {schedule: {"quarter": SGD's F − F* at T/4, "tau": τ of SGD's F − F* over the last
-    half, "length": that series' length}})."""
+    """One dataset, one model per step-size schedule, all on the same data and from w₀ = 0:
+    ({schedule: {method: {"T": [...], "value": [F(w̄) − F*, ...]}}}, {schedule: {"quarter":
+    SGD's F − F* at T/4, "tau": τ of SGD's F − F* over the last half, "length": that
+    series' length}}).
+
+    The schedules do *not* share one index stream: each model is its own group, so at every
+    step each schedule draws its own sample index (one draw per schedule from the one
+    generator seeded by (seed, dataset)). Schedules are compared across independent
+    trajectories; what shares a trajectory is every averaged output of one schedule (SGD,
+    FWA-k, SWA, EMA are all read off that schedule's iterates)."""
     X, y, f_star, lrs = dataset
     M = len(cfg.schedules)
     problem = LogisticProblem(torch.tensor(X).expand(M, *X.shape),

@@ -107,11 +107,20 @@ def step_sizes(t: int, c: torch.Tensor, power: torch.Tensor) -> torch.Tensor:
     return c * float(t) ** (-power)
 
 
-def optimum(X: np.ndarray, y: np.ndarray, l2: float) -> tuple[np.ndarray, float]:
-    """w*, F* of the L2-regularised logistic objective to machine precision.
+OPTIMUM_RTOL = 1e-12  # F* is accepted when its error is below this fraction of F(0) − F*
+
+
+def optimum(X: np.ndarray, y: np.ndarray, l2: float, maxiter: int = 500) -> tuple[np.ndarray, float]:
+    """w*, F* of the L2-regularised logistic objective, to a tolerance relative to the problem.
 
     The objective is λ-strongly convex with an exact Hessian, so a trust-region Newton solve
-    converges quadratically; ‖∇F(w*)‖ is checked to be ≤ 1e-10.
+    converges quadratically, until F can no longer tell nearby points apart in float64 (the
+    solver then stops with ‖∇F‖ around 1e-9 on some problems: `convex.l2=0.01` on the
+    synthetic set). An absolute bound on ‖∇F‖ is therefore the wrong test. What matters is
+    the error in F*, which the Newton decrement gives: F(ŵ) − F* ≈ ½ ∇F(ŵ)ᵀ H(ŵ)⁻¹ ∇F(ŵ)
+    (exact to second order; ≤ ‖∇F(ŵ)‖²/(2λ) by strong convexity). The solve is accepted when
+    that estimate is at most `OPTIMUM_RTOL` × (F(0) − F(ŵ)), the scale of every suboptimality
+    the experiment measures; otherwise it is refused in one line.
     """
     n = len(y)
 
@@ -127,8 +136,22 @@ def optimum(X: np.ndarray, y: np.ndarray, l2: float) -> tuple[np.ndarray, float]
         p = 1.0 / (1.0 + np.exp(-y * (X @ w)))
         return (X.T * (p * (1 - p))) @ X / n + l2 * np.eye(X.shape[1])
 
-    res = scipy.optimize.minimize(fun, np.zeros(X.shape[1]), jac=jac, hess=hess,
-                                  method="trust-exact", options={"gtol": 1e-12, "maxiter": 500})
-    if np.linalg.norm(jac(res.x)) > 1e-10:
-        raise UserError(f"F* solve did not converge (‖∇F‖ = {np.linalg.norm(jac(res.x)):.2e})")
+    w0 = np.zeros(X.shape[1])
+    res = scipy.optimize.minimize(fun, w0, jac=jac, hess=hess, method="trust-exact",
+                                  options={"gtol": 1e-12, "maxiter": maxiter})
+    error, scale = optimum_error(res.x, jac(res.x), hess(res.x)), fun(w0) - fun(res.x)
+    if not error <= OPTIMUM_RTOL * scale:
+        raise UserError(f"F* solve did not converge: estimated F(ŵ) − F* = {error:.2e} "
+                        f"(‖∇F‖ = {np.linalg.norm(jac(res.x)):.2e}) is above {OPTIMUM_RTOL:g} × "
+                        f"(F(0) − F*) = {OPTIMUM_RTOL * scale:.2e}")
     return res.x, float(fun(res.x))
+
+
+def optimum_error(w: np.ndarray, grad: np.ndarray, hess: np.ndarray) -> float:
+    """½ gᵀH⁻¹g, the Newton-decrement estimate of F(w) − F* (inf if H is not positive definite)."""
+    try:
+        chol = np.linalg.cholesky(hess)
+    except np.linalg.LinAlgError:
+        return float("inf")
+    z = np.linalg.solve(chol, grad)
+    return 0.5 * float(z @ z)

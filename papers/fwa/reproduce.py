@@ -7,6 +7,7 @@ finished ones are reused and an interrupted training run continues from its chec
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from papers.fwa import claims, convex, plots, stability
 from papers.fwa.config import SCHEDULE_POWERS, FWAConfig
 from papers.fwa.theory import distance_bound, step_schedule
 from papers.fwa.train import train
+from shared import UserError
 from shared.cli import Context
 from shared.config import to_dict
 from shared.results import build_results, summarize, write_results
@@ -171,7 +173,28 @@ def nonconvex_table(cfg: FWAConfig, curves: dict, gaps: dict, epochs: list[int])
             "columns": columns, "rows": rows}
 
 
-def reproduce(cfg: FWAConfig, ctx: Context) -> Path:
+def launcher_processes() -> tuple[int, bool]:
+    """(world size, is this the main process) from torchrun's / accelerate launch's variables."""
+    return int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0")) == 0
+
+
+def reproduce(cfg: FWAConfig, ctx: Context) -> Path | None:
+    """Every configured experiment for every seed, then one result set (results.json,
+    RESULTS.md, plots) in a new reproduce directory.
+
+    Under a launcher (torchrun, accelerate launch) only the network training is spread over
+    the processes: `experiments=[nonconvex]` there (the convex and stability sweeps are
+    single-process work), and the main process alone writes the result set; a later
+    one-process `reproduce ... resume=latest` reuses those finished training runs."""
+    world, main = launcher_processes()
+    if world > 1 and set(cfg.experiments) != {"nonconvex"}:
+        extra = sorted(set(cfg.experiments) - {"nonconvex"})
+        raise UserError(f"reproduce on {world} processes trains the networks only: set "
+                        f"experiments=[nonconvex] (the {' and '.join(extra)} sweep runs in one "
+                        "process; run it without the launcher, resume=latest reuses the training)")
+    if not main:
+        run_nonconvex(cfg, ctx)  # each training step is collective; the main process writes
+        return None
     out = new_reproduce_dir(cfg.runs_dir, ctx.slug, ctx.config_name)
     write_run_info(out, cfg)
     plot_dir = out / "plots"

@@ -25,6 +25,7 @@ from papers.fwa.averaging import Averagers, load_weights
 from papers.fwa.config import FWAConfig, TrainConfig
 from papers.fwa.data import Split, cifar, mnist1d
 from papers.fwa.model import build_model
+from shared import UserError
 from shared.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
@@ -126,6 +127,12 @@ class Trainer:
                                     weight_decay=tc.weight_decay)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self.steps_per_epoch = math.ceil(len(split.x_train) / tc.batch_size)
+        check_shards(len(split.x_train), tc.batch_size, self.accelerator.num_processes)
+        total = tc.epochs * self.steps_per_epoch
+        if tc.fwa_windows and 2 * max(tc.fwa_windows) > total:
+            raise UserError(f"config key 'train.fwa_windows': FWA needs every window k ≤ T/2, but "
+                            f"k = {max(tc.fwa_windows)} > {total / 2:g} (T = {tc.epochs} epochs × "
+                            f"{self.steps_per_epoch} steps)")
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lr_factor(tc, tc.epochs * self.steps_per_epoch))
         self.averagers = Averagers(self.net, step_windows=tc.fwa_windows,
@@ -149,21 +156,37 @@ class Trainer:
         self.model.train()
         total = 0.0
         for start in range(0, len(order), tc.batch_size):
-            idx = order[start:start + tc.batch_size][acc.process_index::acc.num_processes]
+            batch = order[start:start + tc.batch_size]
+            idx = batch[acc.process_index::acc.num_processes]
             x, y = self.split.x_train[idx], self.split.y_train[idx]
             if tc.augment:
                 x = augment(x, gen)
-            with acc.autocast():
-                loss = cross_entropy(self.model(x.to(self.device)), y.to(self.device))
-            self.optimizer.zero_grad(set_to_none=True)
-            acc.backward(loss)
-            self.optimizer.step()
-            self.scheduler.step()
-            self.averagers.on_step(self.net)
-            total += float(loss.detach())
+            total += float(self.train_step(x, y, len(batch)))
         self.averagers.on_epoch(self.net)
         self.epoch += 1
         return total / self.steps_per_epoch
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, global_batch: int) -> torch.Tensor:
+        """One SGD step on this process's share (x, y) of a batch of `global_batch` samples,
+        then the per-step averagers (FWA windows, EMA); returns the batch's mean loss.
+
+        One process: the mean cross-entropy. Several: this process's summed loss × world /
+        global_batch, so that DDP's gradient mean is the whole batch's mean gradient even when
+        the shares differ in size (the returned loss is then this process's contribution)."""
+        acc = self.accelerator
+        with acc.autocast():
+            logits = self.model(x.to(self.device))
+            if acc.num_processes == 1:
+                loss = cross_entropy(logits, y.to(self.device))
+            else:
+                loss = (cross_entropy(logits, y.to(self.device), reduction="sum")
+                        * (acc.num_processes / global_batch))
+        self.optimizer.zero_grad(set_to_none=True)
+        acc.backward(loss)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.averagers.on_step(self.net)
+        return loss.detach()
 
     def save(self, run_dir: Path) -> None:
         avg_tensors, counts = self.averagers.state()
@@ -186,6 +209,19 @@ class Trainer:
         return evaluate_methods(self.net, self.averagers, self.split, self.tc, self.device)
 
 
+def check_shards(samples: int, batch_size: int, processes: int) -> None:
+    """Under a launcher every process takes samples rank::world of each batch, so each batch
+    (the last, shorter one too) needs at least one sample per process."""
+    if processes == 1:
+        return
+    last = samples % batch_size or batch_size
+    if min(batch_size, samples, last) < processes:
+        raise UserError(f"config key 'train.batch_size': {batch_size} over {processes} processes "
+                        f"leaves a process without samples in some batch ({samples} training "
+                        f"samples, last batch {last}); use a batch of at least {processes} whose "
+                        f"last batch has at least {processes} samples")
+
+
 def train(cfg: FWAConfig, ctx: Context, seed: int | None = None) -> dict:
     """Train one seed; returns {"run_dir", "final"} (final metrics of every method)."""
     seed = cfg.seed if seed is None else seed
@@ -193,10 +229,19 @@ def train(cfg: FWAConfig, ctx: Context, seed: int | None = None) -> dict:
     split = load_split(cfg)
     trainer = Trainer(cfg, split, seed)
     main = trainer.accelerator.is_main_process
-    # Only the main process resolves (and may create) the run directory; the others get it.
-    choice = [resolve_run_dir(cfg.resume, cfg.runs_dir, ctx.slug, ctx.config_name,
-                              method_name(tc), seed) if main else None]
-    run_dir, resuming = broadcast_object_list(choice)[0]
+    # Only the main process resolves (and may create and lock) the run directory; the others
+    # get it, or the main process's one-line error, so every process stops alike.
+    choice: list = [None]
+    if main:
+        try:
+            choice = [resolve_run_dir(cfg.resume, cfg.runs_dir, ctx.slug, ctx.config_name,
+                                      method_name(tc), seed)]
+        except UserError as exc:
+            choice = [str(exc)]
+    (chosen,) = broadcast_object_list(choice) if trainer.accelerator.num_processes > 1 else choice
+    if isinstance(chosen, str):
+        raise UserError(chosen)
+    run_dir, resuming = chosen
     if resuming:
         check_same_config(run_dir, cfg, ("train.", "precision", "deterministic", "data_dir"))
         if is_done(run_dir):  # finished before: reuse its final metrics

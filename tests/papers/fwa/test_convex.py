@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from papers.fwa import convex
 from papers.fwa.config import ConvexConfig
@@ -69,3 +70,28 @@ def test_diagnostics_are_sgds_suboptimality_at_a_quarter_of_T_and_tau_over_the_l
     summary = convex.diagnostics(cfg, [out])["synthetic"]["sqrt"]
     assert summary["final"] == [out["synthetic"]["sqrt"]["sgd"]["value"][-1]]
     assert convex.diagnostics(cfg, [{"synthetic": out["synthetic"]}]) is None
+
+
+def test_each_schedule_draws_its_own_sample_indices(tiny, tmp_path, monkeypatch):
+    """The schedules share the data and w₀ = 0 but not the index stream (convex.run_dataset)."""
+    from papers.fwa.problems import LogisticProblem
+
+    cfg, data = tiny
+    drawn = []
+    real = LogisticProblem.sample_grads
+
+    def spy(self, params, idx):
+        drawn.append(idx.clone())
+        return real(self, params, idx)
+
+    monkeypatch.setattr(LogisticProblem, "sample_grads", spy)
+    tracker = Tracker(tmp_path, slug="t", group="g", name="n", use_wandb=False)
+    convex.run_seed(cfg, 0, tracker, data)
+    idx = torch.stack(drawn)  # (steps, schedules)
+    assert idx.shape == (cfg.steps, len(cfg.schedules))
+    for a in range(len(cfg.schedules)):
+        for b in range(a + 1, len(cfg.schedules)):
+            assert (idx[:, a] != idx[:, b]).float().mean() > 0.9  # 80 samples: ~99 % differ
+    drawn.clear()
+    convex.run_seed(cfg, 0, tracker, data)
+    assert torch.equal(torch.stack(drawn), idx)  # the same seed draws the same streams

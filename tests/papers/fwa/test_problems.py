@@ -61,3 +61,43 @@ def test_step_size_schedules():
     c = torch.tensor([2.0, 2.0, 2.0], dtype=torch.float64)
     power = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)
     assert step_sizes(4, c, power).tolist() == [2.0, 1.0, 0.5]
+
+
+@pytest.mark.parametrize("name", ["breast_cancer", "synthetic"])
+@pytest.mark.parametrize("l2", [1e-3, 0.01, 1.0])
+def test_f_star_is_accepted_for_legitimate_regularisers(name, l2):
+    """convex.l2=0.01 on the synthetic set stops the solver at ‖∇F‖ ≈ 1.6e-9 (F can no longer
+    tell nearby points apart); its F* error is ~1e-17, so it is accepted, as are the defaults."""
+    from papers.fwa.data import binary_dataset
+
+    X, y = binary_dataset(name, 1000, 20, 0)
+    w_star, f_star = optimum(X, y, l2)
+    problem = LogisticProblem(torch.tensor(X)[None], torch.tensor(y)[None], l2)
+    assert problem.objective([torch.tensor(w_star)[None]]).item() == pytest.approx(f_star, abs=1e-15)
+    # an independent check: a plain Newton polish from w* lowers F by less than the tolerance
+    w = w_star.copy()
+    for _ in range(3):
+        p = 1 / (1 + np.exp(-y * (X @ w)))
+        H = (X.T * (p * (1 - p))) @ X / len(y) + l2 * np.eye(X.shape[1])
+        g = -(X.T @ (y * (1 - p))) / len(y) + l2 * w
+        w = w - np.linalg.solve(H, g)
+    polished = problem.objective([torch.tensor(w)[None]]).item()
+    assert f_star - polished <= 1e-12 * (math.log(2) - f_star)
+
+
+def test_an_unconverged_f_star_solve_is_refused():
+    from papers.fwa.data import binary_dataset
+    from shared import UserError
+
+    X, y = binary_dataset("synthetic", 1000, 20, 0)
+    with pytest.raises(UserError, match=r"F\* solve did not converge: estimated F\(ŵ\) − F\* = "):
+        optimum(X, y, 0.01, maxiter=2)  # two trust-region steps: F − F* ≈ 3e-5
+
+
+def test_the_f_star_error_is_the_newton_decrement():
+    from papers.fwa.problems import optimum_error
+
+    H = np.array([[2.0, 0.0], [0.0, 8.0]])
+    g = np.array([2.0, 4.0])
+    assert optimum_error(np.zeros(2), g, H) == pytest.approx(0.5 * (4 / 2 + 16 / 8))
+    assert optimum_error(np.zeros(2), g, -H) == float("inf")  # not positive definite
