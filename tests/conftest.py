@@ -80,7 +80,10 @@ def launch(repo_root):
             head = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                     "--nproc_per_node", str(nproc)]
         elif launcher == "accelerate":
-            head = [sys.executable, "-m", "accelerate.commands.launch", "--cpu",
+            # `--cpu --num_processes N` starts a single process (accelerate 1.16); --multi_gpu
+            # with no visible GPU starts N gloo processes on CPU.
+            env["CUDA_VISIBLE_DEVICES"] = ""
+            head = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
                     "--num_processes", str(nproc), "--num_machines", "1", "--mixed_precision", "no",
                     "--dynamo_backend", "no"]
         else:

@@ -3,6 +3,7 @@
 import re
 import subprocess
 import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -108,3 +109,72 @@ def test_papers_never_import_each_other_and_shared_imports_no_paper(repo_root):
                 assert f"papers.{other}" not in path.read_text(), (path, other)
     for path in (repo_root / "shared").rglob("*.py"):
         assert not re.search(r"^\s*(from|import) papers", path.read_text(), re.M), path
+
+
+def _schemas():
+    import dataclasses
+    import importlib
+
+    from shared.config import Common
+
+    out = {}
+    for main in sorted((Path(__file__).resolve().parents[1] / "papers").glob("*/__main__.py")):
+        slug = main.parent.name
+        module = importlib.import_module(f"papers.{slug}.config")
+        found = [v for v in vars(module).values() if isinstance(v, type)
+                 and dataclasses.is_dataclass(v) and issubclass(v, Common) and v is not Common
+                 and v.__module__ == module.__name__]
+        assert len(found) == 1, (slug, found)
+        out[slug] = found[0]
+    return out
+
+
+def test_every_numeric_config_field_declares_its_range():
+    from shared.config import numeric_fields_without_range
+
+    missing = {slug: numeric_fields_without_range(schema) for slug, schema in _schemas().items()}
+    assert not {k: v for k, v in missing.items() if v}, missing
+
+
+def _violations(schema, prefix=""):
+    """(key, out-of-range value) for every ranged numeric field of a schema."""
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(schema)
+    for f in dataclasses.fields(schema):
+        hint, key = hints[f.name], f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(hint):
+            yield from _violations(hint, key + ".")
+            continue
+        rng = f.metadata.get("range")
+        if rng is None:
+            continue
+        is_int = int in (hint, *typing.get_args(hint)) and float not in (hint, *typing.get_args(hint))
+        bad = (rng.ge - 1 if rng.ge is not None else rng.gt if rng.gt is not None
+               else rng.le + 1 if rng.le is not None else rng.lt)
+        if bad is None:
+            continue
+        bad = int(bad) if is_int and float(bad).is_integer() else bad
+        origin = typing.get_origin(hint)
+        if origin is list:
+            yield key, f"[{bad}]"
+        elif origin is dict:
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else {}
+            if default:
+                yield f"{key}.{next(iter(default))}", str(bad)
+        else:
+            yield key, str(bad)
+
+
+def test_every_out_of_range_value_is_one_line_and_exit_2(cli):
+    """For every ranged field of every paper, a value just outside its range."""
+    checked = 0
+    for slug, schema in _schemas().items():
+        for key, value in _violations(schema):
+            code, _, err = cli(slug, "config", "--config", "smoke", f"{key}={value}")
+            lines = err.strip().splitlines()
+            assert code == 2 and len(lines) == 1 and lines[0].startswith("error:"), (slug, key, err)
+            assert key.split(".")[-1] in lines[0] or "config" in lines[0], (slug, key, lines[0])
+            checked += 1
+    assert checked >= 6 * 10

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from shared.config import Common, choice
+from shared.config import Common, choice, num
 
 METHODS = ("harmodt-f", "harmodt-m", "harmodt-r", "g-harmodt", "prompt-dt", "mtdt", "mtbc")
 IMPORTANCE = {"harmodt-f": "fisher", "harmodt-m": "magnitude", "harmodt-r": "none"}
@@ -20,11 +20,11 @@ class DataConfig:
     tasks: str = "MT10"  # task set (MT5, MT10, MT30, MT50) or comma-separated v3 task names
     unseen_tasks: str = "button-press-v3,reach-wall-v3,door-close-v3"  # held out for the unseen-task evaluation ("" = skip)
     qualities: list[str] = field(default_factory=lambda: ["near-optimal", "sub-optimal"])  # dataset qualities trained on, one run each
-    episodes: int = 40  # episodes per task of the sub-optimal set; near-optimal has twice as many
-    prompt_episodes: int = 2  # expert demonstrations per task from which prompts are cut
-    max_steps: int = 150  # episode length of the data and of evaluation (Meta-World's is 500)
-    seed: int = 0  # data-generation seed (fixed across training seeds)
-    workers: int = 0  # generation processes (0 = all cores)
+    episodes: int = num(40, ge=1)  # episodes per task of the sub-optimal set; near-optimal has twice as many
+    prompt_episodes: int = num(2, ge=1)  # expert demonstrations per task from which prompts are cut
+    max_steps: int = num(150, ge=1)  # episode length of the data and of evaluation (Meta-World's is 500)
+    seed: int = num(0, ge=0)  # data-generation seed (fixed across training seeds)
+    workers: int = num(0, ge=0)  # generation processes (0 = all cores)
 
     def __post_init__(self) -> None:
         bad = [q for q in self.qualities if q not in QUALITIES]
@@ -36,37 +36,37 @@ class DataConfig:
 class ModelConfig:
     """Decision Transformer on transformers' GPT-2 (position embedding zeroed and frozen)."""
 
-    hidden: int = 128  # h
-    layers: int = 3  # GPT-2 blocks
-    heads: int = 1  # attention heads
-    context: int = 20  # K, steps per segment (3K tokens)
-    prompt_steps: int = 5  # prompt length in steps (Prompt-DT: 5 steps × 1 episode)
-    dropout: float = 0.1  # GPT-2 residual/attention/embedding dropout
-    mlp_hidden: int = 256  # MTBC's MLP width
+    hidden: int = num(128, ge=1)  # h
+    layers: int = num(3, ge=1)  # GPT-2 blocks
+    heads: int = num(1, ge=1)  # attention heads
+    context: int = num(20, ge=1)  # K, steps per segment (3K tokens)
+    prompt_steps: int = num(5, ge=1)  # prompt length in steps (Prompt-DT: 5 steps × 1 episode)
+    dropout: float = num(0.1, ge=0, lt=1)  # GPT-2 residual/attention/embedding dropout
+    mlp_hidden: int = num(256, ge=1)  # MTBC's MLP width
 
 
 @dataclass
 class HarmoConfig:
     """HarmoDT's harmony masks (Sec. 4 of the paper; defaults follow the released code)."""
 
-    density: float = 0.8  # ERK density of every task mask (sparsity 0.2)
-    mask_interval: int = 500  # iterations between mask updates
-    k_max: int = 50  # k = k_max (1 − cos 2πα): entries pruned and revived per task per update
+    density: float = num(0.8, gt=0, le=1)  # ERK density of every task mask (sparsity 0.2)
+    mask_interval: int = num(500, ge=1)  # iterations between mask updates
+    k_max: int = num(50, ge=0)  # k = k_max (1 − cos 2πα): entries pruned and revived per task per update
     k_scope: str = choice("global", "global", "layer")  # k counted over all masked entries or per layer
-    prune_weight: float = 10.0  # weight of the agreement term in the prune score 10·(ḡ⊙g_i) + I_i
+    prune_weight: float = num(10.0, ge=0)  # weight of the agreement term in the prune score 10·(ḡ⊙g_i) + I_i
     revive_grad: str = choice("dense", "dense", "masked")  # dense = fixed; masked = released code (revive score 0 on every inactive entry)
-    unseen_threshold: float = 0.5  # majority vote: keep a weight when ≥ this fraction of task masks keep it
+    unseen_threshold: float = num(0.5, gt=0, le=1)  # majority vote: keep a weight when ≥ this fraction of task masks keep it
 
 
 @dataclass
 class GroupConfig:
     """G-HarmoDT [recon]: task groups from gradient similarity, a gating network picks one."""
 
-    groups: int = 3  # G, number of task groups (harmony masks)
-    cluster_at: float = 0.2  # fraction of training (dense, shared) before tasks are clustered
-    gate_hidden: int = 64  # GRU width of the gating network
-    gate_context: int = 10  # recent (s, a, r) steps the gate sees
-    gate_lr: float = 1e-3  # Adam learning rate of the gate (one step per training iteration)
+    groups: int = num(3, ge=1)  # G, number of task groups (harmony masks)
+    cluster_at: float = num(0.2, gt=0, lt=1)  # fraction of training (dense, shared) before tasks are clustered
+    gate_hidden: int = num(64, ge=1)  # GRU width of the gating network
+    gate_context: int = num(10, ge=1)  # recent (s, a, r) steps the gate sees
+    gate_lr: float = num(1e-3, gt=0)  # Adam learning rate of the gate (one step per training iteration)
 
 
 @dataclass
@@ -74,27 +74,27 @@ class TrainConfig:
     """One training run per (method, quality, seed)."""
 
     methods: list[str] = field(default_factory=lambda: list(METHODS))  # which methods reproduce runs
-    iterations: int = 3000  # optimisation steps (one task per step, round robin)
-    batch_size: int = 8  # segments per step
-    lr: float = 1e-4  # AdamW learning rate
-    weight_decay: float = 1e-4  # AdamW weight decay
-    warmup: int = 10000  # linear learning-rate warm-up steps
-    grad_clip: float = 0.25  # gradient-norm clip
-    return_scale: float = 1000.0  # returns-to-go are divided by this
-    threads: int = 1  # torch threads per run (reproduce runs several runs side by side)
-    checkpoint_every: int = 1000  # iterations between checkpoints
-    keep_checkpoints: int = 2  # newest checkpoints kept
+    iterations: int = num(3000, ge=1)  # optimisation steps (one task per step, round robin)
+    batch_size: int = num(8, ge=1)  # segments per step
+    lr: float = num(1e-4, gt=0)  # AdamW learning rate
+    weight_decay: float = num(1e-4, ge=0)  # AdamW weight decay
+    warmup: int = num(10000, ge=0)  # linear learning-rate warm-up steps
+    grad_clip: float = num(0.25, gt=0)  # gradient-norm clip
+    return_scale: float = num(1000.0, gt=0)  # returns-to-go are divided by this
+    threads: int = num(1, ge=1)  # torch threads per run (reproduce runs several runs side by side)
+    checkpoint_every: int = num(1000, ge=1)  # iterations between checkpoints
+    keep_checkpoints: int = num(2, ge=1)  # newest checkpoints kept
 
 
 @dataclass
 class EvalConfig:
     """Online evaluation in Meta-World through shared.offline_rl.Evaluator."""
 
-    every: int = 1000  # iterations between evaluations (and at the end); best = max, final = last
-    goals: int = 3  # goal variations per task (episodes per task; the paper uses 10)
-    target_return: float = 1500.0  # initial return-to-go (the paper: 4500 for 500 steps)
+    every: int = num(1000, ge=1)  # iterations between evaluations (and at the end); best = max, final = last
+    goals: int = num(3, ge=1)  # goal variations per task (episodes per task; the paper uses 10)
+    target_return: float = num(1500.0, gt=0)  # initial return-to-go (the paper: 4500 for 500 steps)
     stop_on_success: bool = True  # end an episode at its first success (success is unchanged; return then covers fewer steps)
-    workers: int = 1  # evaluator processes per run
+    workers: int = num(1, ge=0)  # evaluator processes per run
 
 
 @dataclass
@@ -105,7 +105,7 @@ class HarmoDTConfig(Common):
     group: GroupConfig = field(default_factory=GroupConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    parallel_runs: int = 2  # training runs reproduce executes side by side (processes)
+    parallel_runs: int = num(2, ge=1)  # training runs reproduce executes side by side (processes)
     method: str = choice("harmodt-f", *METHODS)  # the method `train` / `eval` run
     quality: str = choice("near-optimal", *QUALITIES)  # the dataset quality `train` / `eval` use
 
