@@ -157,7 +157,10 @@ def goal_tasks(task: str, benchmark_seed: int = 0, benchmark: str = "MT1",
 def goal_vectors(task: str, benchmark_seed: int = 0, benchmark: str = "MT1",
                  split: str = "train") -> np.ndarray:
     """[50, d] Meta-World `rand_vec`s of a split: the randomised object and goal positions
-    that make each goal variation (what ML1's train/test split is made of)."""
+    that make each goal variation (what ML1's train/test split is made of).
+
+    `Task.data` is the pickle Meta-World itself builds in this process (and unpickles in
+    `set_task`); no file is read here."""
     return np.stack([pickle.loads(t.data)["rand_vec"]
                      for t in goal_tasks(task, benchmark_seed, benchmark, split)])
 
