@@ -7,6 +7,7 @@ Layout: `<runs_dir>/<slug>/<config>/<method>/seed<k>-<timestamp>/`; `reproduce` 
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import subprocess
@@ -183,8 +184,18 @@ def lock_run(run_dir: Path) -> Path:
     handle.truncate()
     handle.write(f"{os.getpid()}\n")
     handle.flush()
+    if not _LOCKS:
+        atexit.register(_release_all)
     _LOCKS[key] = handle
     return run_dir
+
+
+def _release_all() -> None:
+    """Close the held lock files at exit (the OS would drop the locks anyway; this only
+    spares the interpreter's unclosed-file warnings)."""
+    for handle in _LOCKS.values():
+        handle.close()
+    _LOCKS.clear()
 
 
 def release_run(run_dir: Path) -> None:
