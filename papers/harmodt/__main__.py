@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -22,6 +23,8 @@ def train(cfg: HarmoDTConfig, ctx: Context) -> None:
     from papers.harmodt.train import train as train_run
 
     s = train_run(cfg, ctx)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # a launch's other processes: the main one reports
     print(f"{s['run_dir']}: final success {s['final_success']:.3f}, best {s['best_success']:.3f}"
           + (f", unseen {s['unseen_success']:.3f}" if s["unseen_success"] is not None else ""))
 

@@ -136,8 +136,11 @@ def evaluate_run(cfg: HarmoDTConfig, ctx) -> dict:
     from papers.harmodt.train import Trainer, run_method
     from shared import UserError
     from shared.checkpoint import latest_checkpoint
+    from shared.replicas import launched_processes
     from shared.runs import method_dir
 
+    if launched_processes() > 1:
+        raise UserError("eval runs in one process: start it without torchrun/accelerate launch")
     if cfg.resume not in ("", "latest"):
         run_dir = Path(cfg.resume)
     else:

@@ -2,7 +2,9 @@
 in `parallel_runs` processes, then results.json, RESULTS.md and plots.
 
 With `resume=latest` finished runs are reused and interrupted ones continue from their
-latest checkpoint.
+latest checkpoint. Under `torchrun` / `accelerate launch` the runs go one after another, each
+data-parallel over every process (`parallel_runs` is not used), and the main process alone
+writes the datasets' report and the results.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from papers.harmodt.data import load_prompts, load_quality, train_tasks, unseen_
 from papers.harmodt.train import train
 from shared.cli import Context
 from shared.offline_rl import dataset_report
+from shared.replicas import Replicas, launched_processes
 from shared.results import build_results, write_results
 from shared.runs import new_reproduce_dir, run_jobs
 
@@ -37,7 +40,8 @@ def _one_run(args: tuple) -> dict:
 
 def run_all(cfg: HarmoDTConfig, ctx: Context) -> list[dict]:
     jobs = [(cfg, ctx, m, q, s) for q in cfg.data.qualities for m in cfg.train.methods for s in cfg.seeds]
-    return run_jobs(_one_run, jobs, cfg.parallel_runs, "harmodt runs")
+    processes = 1 if launched_processes() > 1 else cfg.parallel_runs
+    return run_jobs(_one_run, jobs, processes, "harmodt runs")
 
 
 def episodes(cfg: HarmoDTConfig) -> dict[str, int | None]:
@@ -46,10 +50,15 @@ def episodes(cfg: HarmoDTConfig) -> dict[str, int | None]:
     return {"seen": len(train_tasks(cfg)) * cfg.eval.goals, "unseen": unseen or None}
 
 
-def reproduce(cfg: HarmoDTConfig, ctx: Context) -> Path:
-    out = new_reproduce_dir(cfg.runs_dir, ctx.slug, ctx.config_name)
-    data_md = prepare_data(cfg, out)
+def reproduce(cfg: HarmoDTConfig, ctx: Context) -> Path | None:
+    from shared.device import resolve_device
+
+    replicas = Replicas(Replicas.local_device(resolve_device(cfg.device)))
+    out = replicas.from_main(lambda: new_reproduce_dir(cfg.runs_dir, ctx.slug, ctx.config_name))
+    data_md = replicas.from_main(lambda: prepare_data(cfg, out))  # the others read its caches
     summaries = run_all(cfg, ctx)
+    if not replicas.is_main:
+        return None
     methods, tables = report.tables(cfg, summaries)
     plots = report.plots(cfg, summaries, out)
     results = build_results(

@@ -5,7 +5,17 @@ Every method sees the same data stream: iteration n trains on task n mod #tasks 
 robin, as the released HarmoDT code) with `train.batch_size` segments, AdamW with linear
 warm-up and gradient clipping. The run records the success after every evaluation, so the
 final and the best evaluation are both reported (the paper reports the best).
+
+Under `torchrun` or `accelerate launch` the run is replicated data-parallel
+(`shared.replicas`): every process holds the model and draws the same batches, trains on its
+share of each batch's rows, and the gradients are summed over processes as each backward
+ends (the mask updates' per-task gradients and G-HarmoDT's clustering included), so every
+process takes the same step. The main process alone evaluates, logs and writes the run
+directory. `train.batch_size` is the global batch. Dropout masks are drawn per process (a
+process > 0 reseeds its own stream), so with dropout the result equals the one-process run
+in distribution; with `model.dropout=0` it equals it to float rounding (tested).
 """
+
 
 from __future__ import annotations
 
@@ -27,6 +37,7 @@ from papers.harmodt.grouping import (
 from papers.harmodt.harmony import HarmonyMasks
 from papers.harmodt.masks import maskable_names, random_erk_masks
 from papers.harmodt.model import build_model
+from shared import UserError
 from shared.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
@@ -41,6 +52,7 @@ from shared.offline_rl.batches import MultiTaskBatches, TaskData
 from shared.offline_rl.dt import action_loss
 from shared.offline_rl.masks import mask_overlap
 from shared.offline_rl.segments import Normaliser, to_torch
+from shared.replicas import Replicas
 from shared.runs import (
     check_same_config,
     is_done,
@@ -64,12 +76,14 @@ def run_method(method: str, quality: str) -> str:
 class Trainer:
     """Model, optimiser, masks, gate and data stream of one run, with save/restore."""
 
-    def __init__(self, cfg: HarmoDTConfig, method: str, tasks: list[TaskData], seed: int) -> None:
+    def __init__(self, cfg: HarmoDTConfig, method: str, tasks: list[TaskData], seed: int,
+                 replicas: Replicas | None = None) -> None:
         tc, mc = cfg.train, cfg.model
         torch.set_num_threads(tc.threads)
         seed_everything(seed, cfg.deterministic)
         self.cfg, self.method, self.seed, self.tasks = cfg, method, seed, tasks
-        self.device = resolve_device(cfg.device)
+        self.device = Replicas.local_device(resolve_device(cfg.device))
+        self.replicas = replicas or Replicas(self.device)
         self.norm = Normaliser.fit([e for t in tasks for e in t.episodes])
         obs_dim, act_dim = tasks[0].episodes[0].observations.shape[1], tasks[0].episodes[0].actions.shape[1]
         self.max_ep_len = cfg.data.max_steps
@@ -93,11 +107,27 @@ class Trainer:
                                       g.gate_context).to(self.device)
             self.gate_opt = torch.optim.Adam(self.gate.parameters(), lr=g.gate_lr)
         self.iteration, self.loss_sum, self.history = 0, 0.0, []
+        self.replicas.sum_gradients(self.model.parameters())
+        if self.gate is not None:
+            self.replicas.sum_gradients(self.gate.parameters())
+        self.reseed_dropout()
+
+    def reseed_dropout(self) -> None:
+        """Processes > 0 of a launch draw their own dropout stream (process 0 keeps the run's)."""
+        if self.replicas.rank > 0:
+            torch.manual_seed(self.seed * 7919 + self.replicas.rank * 104_723 + self.iteration)
 
     # -- one iteration -------------------------------------------------------------------
     def loss_on(self, task: int) -> torch.Tensor:
-        batch = to_torch(self.batches.batch(task, self.cfg.train.batch_size, self.rng), self.device)
-        return action_loss(self.model(batch), batch["actions"], batch["mask"])
+        """Action MSE of one batch of `task` (this process's share of it under a launch)."""
+        batch = self.batches.batch(task, self.cfg.train.batch_size, self.rng)
+        count = None
+        if self.replicas.world > 1:
+            count = float(batch["mask"].sum()) * batch["actions"].shape[-1]
+            rows = self.replicas.shard(self.cfg.train.batch_size)
+            batch = {k: v[rows] for k, v in batch.items()}
+        batch = to_torch(batch, self.device)
+        return action_loss(self.model(batch), batch["actions"], batch["mask"], count)
 
     def dense_step(self, task: int) -> float:
         loss = self.loss_on(task)
@@ -123,7 +153,7 @@ class Trainer:
             loss = self.harmony.inner_step(task, self.loss_on, self.optimizer, self.scheduler, tc.grad_clip)
         if self.gate is not None and self.groups is not None:
             logs["gate_loss"] = self.gate_step()
-        self.loss_sum += loss
+        self.loss_sum += self.replicas.sum(loss)
         self.iteration += 1
         return logs
 
@@ -154,14 +184,17 @@ class Trainer:
         steps = self.cfg.group.gate_context
         tasks = self.rng.integers(len(self.tasks), size=GATE_BATCH)
         rows, valid = zip(*(gate_windows(self.batches.segments[t], 1, steps, self.rng) for t in tasks))
-        x = torch.as_tensor(np.concatenate(rows), device=self.device)
-        m = torch.as_tensor(np.concatenate(valid), device=self.device)
-        y = torch.as_tensor([self.groups[t] for t in tasks], device=self.device)
+        share = self.replicas.shard(GATE_BATCH)  # all rows with one process
+        x = torch.as_tensor(np.concatenate(rows)[share], device=self.device)
+        m = torch.as_tensor(np.concatenate(valid)[share], device=self.device)
+        y = torch.as_tensor([self.groups[t] for t in tasks[share]], device=self.device)
         loss = gating_loss(self.gate(x, m), y)
+        if self.replicas.world > 1:  # this share's part of the whole batch's mean
+            loss = loss * (len(y) / GATE_BATCH)
         self.gate_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.gate_opt.step()
-        return float(loss.detach())
+        return self.replicas.sum(float(loss.detach()))
 
     # -- checkpoints ---------------------------------------------------------------------
     def save(self, run_dir: Path) -> None:
@@ -194,6 +227,7 @@ class Trainer:
         set_rng_state(state["rng"])
         self.iteration, self.loss_sum = int(state["iteration"]), float(state["loss_sum"])
         self.history = list(state["history"])
+        self.reseed_dropout()
 
     def overlap(self) -> list[list[float]] | None:
         return mask_overlap(self.harmony.masks).tolist() if self.harmony is not None else None
@@ -209,34 +243,65 @@ class Trainer:
         return float(matrix[~np.eye(RANDOM_MASKS, dtype=bool)].mean())
 
 
-def train(cfg: HarmoDTConfig, ctx: Context, method: str | None = None, quality: str | None = None,
-          seed: int | None = None, tasks: list[TaskData] | None = None) -> dict:
-    """Train (or finish, with resume) one run; returns its summary."""
-    from papers.harmodt.eval import RunEvaluation
-
-    method, quality = method or cfg.method, quality or cfg.quality
-    seed = cfg.seed if seed is None else seed
-    tc = cfg.train
+def _open_run(cfg: HarmoDTConfig, ctx: Context, method: str, quality: str, seed: int) -> dict:
+    """The run directory (new or resumed), its checkpoint, or its summary if it is done."""
     run_dir, resuming = resolve_run_dir(cfg.resume, cfg.runs_dir, ctx.slug, ctx.config_name,
                                         run_method(method, quality), seed)
     if resuming:
         check_same_config(run_dir, cfg, ("data.", "model.", "harmo.", "group.", "train.", "eval.",
                                           "deterministic"))
         if is_done(run_dir):
-            return read_summary(run_dir)
-    tasks = tasks if tasks is not None else load_task_data(cfg, quality)
-    trainer = Trainer(cfg, method, tasks, seed)
+            return {"run_dir": run_dir, "done": read_summary(run_dir)}
     ckpt = latest_checkpoint(run_dir / "checkpoints") if resuming else None
+    return {"run_dir": run_dir, "ckpt": ckpt, "done": None}
+
+
+def train(cfg: HarmoDTConfig, ctx: Context, method: str | None = None, quality: str | None = None,
+          seed: int | None = None, tasks: list[TaskData] | None = None) -> dict:
+    """Train (or finish, with resume) one run; returns its summary (on every process of a
+    launch: the main process's)."""
+    from papers.harmodt.eval import RunEvaluation
+
+    method, quality = method or cfg.method, quality or cfg.quality
+    seed = cfg.seed if seed is None else seed
+    tc = cfg.train
+    replicas = Replicas(Replicas.local_device(resolve_device(cfg.device)))
+    if tc.batch_size < replicas.world:
+        raise UserError(f"train.batch_size={tc.batch_size}: fewer rows than the {replicas.world} "
+                        "processes (each process needs a share of every batch)")
+    run = replicas.from_main(lambda: _open_run(cfg, ctx, method, quality, seed))
+    if run["done"] is not None:
+        return run["done"]
+    run_dir, ckpt, main = run["run_dir"], run["ckpt"], replicas.is_main
+    tasks = tasks if tasks is not None else replicas.main_first(lambda: load_task_data(cfg, quality))
+    trainer = Trainer(cfg, method, tasks, seed, replicas)
     if ckpt is not None:
         trainer.restore(ckpt)
-    write_run_info(run_dir, cfg, {"seed": seed, "method": method, "quality": quality,
-                                  "resumed_from": str(ckpt) if ckpt else None})
-    name = run_method(method, quality)
+    summary = None
+    if main:
+        write_run_info(run_dir, cfg, {"seed": seed, "method": method, "quality": quality,
+                                      "resumed_from": str(ckpt) if ckpt else None,
+                                      "processes": replicas.world})
+        summary = _train_loop(cfg, ctx, trainer, run_dir, RunEvaluation(cfg, trainer),
+                              run_method(method, quality), resumed=ckpt is not None)
+        summary.update({"method": method, "quality": quality, "seed": seed, "run_dir": str(run_dir)})
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        mark_done(run_dir)
+    else:
+        while trainer.iteration < tc.iterations:  # the same steps; the main process records
+            trainer.step()
+    return replicas.broadcast(summary)
+
+
+def _train_loop(cfg: HarmoDTConfig, ctx: Context, trainer: Trainer, run_dir: Path, evaluation,
+                name: str, resumed: bool) -> dict:
+    """The main process's loop: train, evaluate every `eval.every`, log, checkpoint."""
+    tc = cfg.train
     tracker = Tracker(run_dir, slug=ctx.slug, group=f"{ctx.config_name}-{name}",
-                      name=f"{ctx.slug}__{name}__{ctx.config_name}__{seed}", config=to_dict(cfg),
-                      use_wandb=cfg.wandb, resume_step=trainer.iteration if ckpt else None)
-    evaluation = RunEvaluation(cfg, trainer)
-    bar = progress(total=tc.iterations, initial=trainer.iteration, desc=f"{name} seed {seed}", leave=False)
+                      name=f"{ctx.slug}__{name}__{ctx.config_name}__{trainer.seed}", config=to_dict(cfg),
+                      use_wandb=cfg.wandb, resume_step=trainer.iteration if resumed else None)
+    bar = progress(total=tc.iterations, initial=trainer.iteration, desc=f"{name} seed {trainer.seed}",
+                   leave=False)
     try:
         with tracker:
             while trainer.iteration < tc.iterations:
@@ -259,7 +324,4 @@ def train(cfg: HarmoDTConfig, ctx: Context, method: str | None = None, quality: 
     finally:
         bar.close()
         evaluation.close()
-    summary.update({"method": method, "quality": quality, "seed": seed, "run_dir": str(run_dir)})
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    mark_done(run_dir)
     return summary

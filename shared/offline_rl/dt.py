@@ -165,7 +165,13 @@ class DecisionTransformer(nn.Module):
         return self.predict_action(features)
 
 
-def action_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Action MSE over non-padded positions (mean over valid entries)."""
+def action_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
+                count: float | None = None) -> torch.Tensor:
+    """Action MSE over non-padded positions (mean over valid entries).
+
+    `count`: when these rows are one process's share of a larger batch, the number of valid
+    entries (positions × action dimensions) of the whole batch; the loss is then this share's
+    sum over that count, so the shares' losses (and gradients) add up to the whole batch's."""
     valid = mask.bool()
-    return ((pred - target) ** 2)[valid].mean()
+    squared = ((pred - target) ** 2)[valid]
+    return squared.mean() if count is None else squared.sum() / count
