@@ -35,10 +35,12 @@ def train(cfg: CopyrightShieldConfig, ctx: Context) -> None:
 
     FAE evaluations eval.evals_per_epoch times per epoch, a checkpoint at each, CIR at the
     end; resume=latest continues the newest unfinished run (or reuses a finished one)."""
+    from papers.copyright_shield.distributed import is_main
     from papers.copyright_shield.train import fine_tune
 
     s = fine_tune(cfg, ctx, cfg.run, cfg.seed)
-    print(f"{s['run_dir']}: FAE {s['fae']} CIR {[round(c, 3) for c in s['cir']]}")
+    if is_main():
+        print(f"{s['run_dir']}: FAE {s['fae']} CIR {[round(c, 3) for c in s['cir']]}")
 
 
 def evaluate(cfg: CopyrightShieldConfig, ctx: Context) -> None:

@@ -175,7 +175,7 @@ def make_mix(poisons: list[Poison], repeats: int, ratio: float, size: int, seed:
     clean entries, no poisons."""
     rng = np.random.default_rng(seed)
     n_clean = clean_count(repeats * len(poisons), ratio)
-    scenes = [random_scene(rng, 2, 4, avoid) for _ in range(n_clean)]
+    scenes = [random_scene(rng, 1, 3, avoid) for _ in range(n_clean)]
     images = [render(s, size)[0] for s in scenes]
     captions = [clean_caption(s, listing=bool(rng.random() < listing)) for s in scenes]
     demo = -1

@@ -41,14 +41,14 @@ def new_backbone(cfg: CopyrightShieldConfig, words: list[str] | None = None) -> 
     unet = build_unet(cfg.data.image_size, m.block_out_channels, m.layers_per_block,
                       m.attention_head_dim, cross_attention_dim=cfg.text.hidden)
     text_encoder = build_text_encoder(tokenizer, cfg.text.hidden, cfg.text.layers, cfg.text.heads)
-    return PixelBackbone(unet, text_encoder, tokenizer, build_scheduler())
+    return PixelBackbone(unet, text_encoder, tokenizer, build_scheduler(m.beta_schedule, m.beta_start, m.beta_end))
 
 
 def base_data(cfg: CopyrightShieldConfig, avoid: frozenset) -> tuple[torch.Tensor, list[str]]:
     """Clean compositions of pre-training: images in [0, 1] and captions (half of them
     listings "an image with ..."; a `train.caption_dropout` share empty, for guidance)."""
     rng = np.random.default_rng(cfg.base.seed + 1)
-    scenes = [random_scene(rng, 1, 4, avoid) for _ in range(cfg.base.images)]
+    scenes = [random_scene(rng, 1, 3, avoid) for _ in range(cfg.base.images)]
     captions = [clean_caption(s, listing=bool(rng.random() < 0.5)) for s in scenes]
     drop = rng.random(len(captions)) < cfg.train.caption_dropout  # unconditional entries (guidance)
     captions = ["" if d else c for c, d in zip(captions, drop, strict=True)]

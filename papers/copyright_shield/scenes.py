@@ -3,7 +3,8 @@ clean captioned data (brief, "Offline here" [recon]).
 
 An element is shape × colour × texture at a centre (x, y) with a half-extent, painted with
 `shared.t2i.scenes.shape_coverage`; a texture modulates the colour's brightness on the pixel
-grid (plain 1; striped: rows alternate 1 / 0.5; checked: 2×2 blocks alternate 1 / 0.5). Its
+grid (plain 1; striped: 2-pixel bands alternate 1 / 0.45; checked: 2×2 blocks alternate
+1 / 0.45). Its
 phrase is "a <texture> <colour> <shape>" (no position word: where an element sits is what
 the poisons teach). A scene is elements painted in order on a black background (one background
 for every image keeps the tiny model's samples clean); its clean caption is either the
@@ -66,9 +67,9 @@ def texture_pattern(texture: str, size: int) -> np.ndarray:
     if texture == "plain":
         return np.ones((size, size), dtype=np.float32)
     if texture == "striped":
-        return np.where(rows % 2 == 0, 1.0, 0.5).astype(np.float32)
+        return np.where((rows // 2) % 2 == 0, 1.0, 0.45).astype(np.float32)
     if texture == "checked":
-        return np.where((rows // 2 + cols // 2) % 2 == 0, 1.0, 0.5).astype(np.float32)
+        return np.where((rows // 2 + cols // 2) % 2 == 0, 1.0, 0.45).astype(np.float32)
     raise ValueError(f"unknown texture {texture!r}")
 
 

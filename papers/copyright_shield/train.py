@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
+from papers.copyright_shield import distributed
 from papers.copyright_shield.attack import transform, trigger
 from papers.copyright_shield.config import DEFENCES, GEOMETRY_RUNS, CopyrightShieldConfig
 from papers.copyright_shield.data import World, build_world, run_detection
@@ -28,6 +29,7 @@ from papers.copyright_shield.model import load_backbone
 from papers.copyright_shield.protect import protection
 from papers.copyright_shield.sampling import guided_sample
 from papers.copyright_shield.similarity import first_attack_epoch, infringement_rate
+from shared import UserError
 from shared.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from shared.cli import Context
 from shared.config import to_dict
@@ -36,7 +38,7 @@ from shared.seeding import seed_everything
 from shared.t2i.backbone import Backbone
 from shared.t2i.grid import save_grid
 from shared.t2i.text import tokenize
-from shared.t2i.training import EpsilonBatch, make_optimizer, optimizer_step
+from shared.t2i.training import GRAD_CLIP, EpsilonBatch, make_optimizer
 from shared.tracking import Tracker, progress
 
 SLUG = "copyright_shield"
@@ -91,20 +93,44 @@ def run_name_dir(cfg: CopyrightShieldConfig, ctx: Context, run: str, seed: int) 
     return resolve_run_dir(cfg.resume, cfg.runs_dir, SLUG, ctx.config_name, run, seed)
 
 
+def _open(cfg: CopyrightShieldConfig, ctx: Context, run: str, seed: int) -> tuple[Path, bool, dict | None]:
+    """(run dir, resuming, summary of a finished run): the main process decides, for all."""
+    if distributed.is_main():
+        try:
+            run_dir, resuming = run_name_dir(cfg, ctx, run, seed)
+            if resuming:
+                check_same_config(run_dir, cfg, RELEVANT)
+            found = read_summary(run_dir) if resuming and is_done(run_dir) else None
+            answer = (str(run_dir), resuming, found, None)
+        except UserError as exc:
+            answer = (None, False, None, str(exc))
+    else:
+        answer = None
+    path, resuming, found, error = distributed.broadcast(answer)
+    if error is not None:
+        raise UserError(error)
+    return Path(path), resuming, found
+
+
 def fine_tune(cfg: CopyrightShieldConfig, ctx: Context, run: str, seed: int) -> dict:
-    """One run; returns its summary (a finished run of the same config is reused)."""
-    run_dir, resuming = run_name_dir(cfg, ctx, run, seed)
-    if resuming:
-        check_same_config(run_dir, cfg, RELEVANT)
-        if is_done(run_dir):
-            return read_summary(run_dir)
+    """One run; returns its summary (a finished run of the same config is reused). Under a
+    launcher every process trains (distributed.py); the main process writes."""
+    distributed.init()
+    main = distributed.is_main()
+    run_dir, resuming, found = _open(cfg, ctx, run, seed)
+    if found is not None:
+        return found
     torch.set_num_threads(cfg.train.threads)
     seed_everything(seed, cfg.deterministic)
     device = torch.device("cpu") if cfg.device == "auto" else torch.device(cfg.device)
     world = build_world(cfg, seed, run)
     detection = run_detection(cfg, world) if run != "clean" else None
-    backbone = load_backbone(cfg, world.avoid, device)
-    write_run_info(run_dir, cfg, {"run": run, "seed": seed})
+    if main:
+        backbone = load_backbone(cfg, world.avoid, device)
+        write_run_info(run_dir, cfg, {"run": run, "seed": seed, "processes": distributed.world_size()})
+    distributed.broadcast(None)  # the cached base model exists for every process now
+    if not main:
+        backbone = load_backbone(cfg, world.avoid, device)
     mix = world.mix
     latents = backbone.encode_images(mix.images)
     ids = tokenize(backbone.tokenizer, mix.captions)
@@ -136,8 +162,10 @@ def fine_tune(cfg: CopyrightShieldConfig, ctx: Context, run: str, seed: int) -> 
         generator.set_state(state["generator"])
         step, history, losses = state["step"], json.loads(state["history"]), json.loads(state["losses"])
     alphas = backbone.scheduler.alphas_cumprod.to(device)
-    with Tracker(run_dir, slug=SLUG, group=f"{ctx.config_name}/{run}", name=f"{run}-seed{seed}",
-                 config=to_dict(cfg), use_wandb=cfg.wandb, resume_step=step if ckpt else None) as tracker:
+    if main:
+        tracker = Tracker(run_dir, slug=SLUG, group=f"{ctx.config_name}/{run}", name=f"{run}-seed{seed}",
+                          config=to_dict(cfg), use_wandb=cfg.wandb, resume_step=step if ckpt else None)
+    try:
         bar = progress(total=total, initial=step, desc=f"{SLUG} {run} seed {seed}")
         for j, stop in enumerate(schedule_at):
             if stop <= step:
@@ -148,6 +176,8 @@ def fine_tune(cfg: CopyrightShieldConfig, ctx: Context, run: str, seed: int) -> 
                 step += 1
                 bar.update(1)
             epoch = (j + 1) / cfg.eval.evals_per_epoch
+            if not main:
+                continue
             backbone.eval()
             sims, _ = trigger_similarities(backbone, world, run, cfg.eval.fae_generations,
                                            cfg.eval.seed + j, cfg.eval.sample_steps, cfg.eval.guidance)
@@ -161,20 +191,27 @@ def fine_tune(cfg: CopyrightShieldConfig, ctx: Context, run: str, seed: int) -> 
                          "max_sim": float(sims["target"].max())}, step=step)
             _save(run_dir, cfg, unet, text_encoder, opt, sched, generator, step, history, losses)
         bar.close()
+        if not main:
+            return distributed.broadcast(None)
         summary = _finish(cfg, backbone, world, run, seed, history, losses, detection, run_dir)
         tracker.summary({"cir": float(np.mean(summary["cir"]))})
+    finally:
+        if main:
+            tracker.finish()
     (run_dir / "summary.json").write_text(json.dumps(summary) + "\n")
     mark_done(run_dir)
-    return summary
+    return distributed.broadcast(summary)
 
 
 def _step(backbone, latents, ids, empty, captions, params, opt, sched, generator, alphas, step,
           batch_size, dropout, extra) -> float:
     pick = torch.randint(len(latents), (batch_size,), generator=generator)
-    x0 = latents[pick].to(alphas.device)
-    t = torch.randint(len(alphas), (len(pick),), generator=generator).to(alphas.device)
-    noise = torch.randn(x0.shape, generator=generator).to(alphas.device)
+    t = torch.randint(len(alphas), (len(pick),), generator=generator)
+    noise = torch.randn((len(pick), *latents.shape[1:]), generator=generator)
     drop = torch.rand(len(pick), generator=generator) < dropout  # empty captions, for guidance
+    mine = distributed.shard(torch.arange(len(pick)))  # this process's rows of the global batch
+    pick, t, noise, drop = pick[mine], t[mine].to(alphas.device), noise[mine].to(alphas.device), drop[mine]
+    x0 = latents[pick].to(alphas.device)
     abar = alphas[t].view(-1, 1, 1, 1)
     x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
     batch_ids = torch.where(drop[:, None], empty[None], ids[pick]).to(alphas.device)
@@ -186,7 +223,13 @@ def _step(backbone, latents, ids, empty, captions, params, opt, sched, generator
                                          captions=[captions[i] for i in pick.tolist()], cond=cond,
                                          x_t=x_t, t=t, noise=noise, pred=pred, alphas_cumprod=alphas,
                                          backbone=backbone))
-    return optimizer_step(loss, params, opt, sched)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    distributed.average_gradients(params)
+    torch.nn.utils.clip_grad_norm_(params, GRAD_CLIP)
+    opt.step()
+    sched.step()
+    return distributed.mean_scalar(loss.item())
 
 
 def _save(run_dir, cfg, unet, text_encoder, opt, sched, generator, step, history, losses) -> None:

@@ -97,11 +97,12 @@ def test_mix_has_the_ratio_the_repeats_and_one_demonstration(world):
 
 
 def test_geometry_variants_move_the_poisons_or_break_their_captions(world):
-    _, _, poisons = world
+    _, targets, poisons = world
+    avoid = frozenset(e.kind for t in targets for e in t.scene.elements)
     flip = make_mix(poisons, 1, 0.5, SIZE, seed=3, demo_scene=None, geometry="flip")
     rot = make_mix(poisons, 1, 0.5, SIZE, seed=3, demo_scene=None, geometry="rotate")
     plain = make_mix(poisons, 1, 0.5, SIZE, seed=3, demo_scene=None)
-    unlinked = make_mix(poisons, 1, 0.5, SIZE, seed=3, demo_scene=None, geometry="unlinked")
+    unlinked = make_mix(poisons, 1, 0.5, SIZE, seed=3, demo_scene=None, geometry="unlinked", avoid=avoid)
     sel = plain.poison_of >= 0
     assert torch.equal(flip.images[sel], plain.images[sel].flip(-1))
     assert torch.equal(rot.images[sel], torch.rot90(plain.images[sel], 1, dims=(-2, -1)))
