@@ -13,7 +13,7 @@ def smoke_reproduce(tmp_path_factory, smoke_data_dir):
     root = tmp_path_factory.mktemp("compoformer-reproduce")
     args = ["reproduce", "--config", "smoke", f"runs_dir={root / 'runs'}", f"data_dir={smoke_data_dir}",
             "wandb=false", "data.workers=1",
-            "train.methods=[compoformer-prune,compoformer-grow,finetune,mtl]"]
+            "train.methods=[compoformer-prune,finetune,mtl]"]
     code, out, err = run_main("compoformer", args)
     assert code == 0, err
     return root, out
@@ -27,7 +27,7 @@ def test_smoke_reproduce_writes_results(smoke_reproduce):
     results = json.loads(path.read_text())
     validate(results)
     assert "compoformer smoke:" in out
-    assert set(results["methods"]) == {"compoformer-prune", "compoformer-grow", "finetune", "mtl"}
+    assert set(results["methods"]) == {"compoformer-prune", "finetune", "mtl"}
     assert results["methods"]["compoformer-prune"]["F"]["values"] == [0.0, 0.0]
     for plot in ("plots/R_heatmaps.png", "plots/P_over_stages.png", "plots/alpha.png"):
         assert (path.parent / plot).is_file()
