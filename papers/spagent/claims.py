@@ -8,16 +8,20 @@ results.json holds (the per-seed `values` in `methods`), so that `reproduce` and
    selection, a random tool per step, a fixed route.
 3. It completes every task kind: per (E_T, E_V) group, the completion rate's interval lies
    above experiment.completion_bar.
-4. After self-assessment it picks the new tool where it is best (rate of selecting it on the
-   steps where it is the per-request oracle) and only there (rate of not selecting it where
-   another tool is the oracle): both above experiment.selection_bar.
+4. After self-assessment it picks the new tool where it is best and only there: per request
+   style (neutral / calm / lively), the measured best tool of the new tool's kind is the one
+   with the highest mean weighted score over that style's held-out steps (every tool run on
+   each step's actual input); the rate of selecting the new tool for the styles where it is
+   the measured best, and of not selecting it for the others, both above
+   experiment.selection_bar (per-step rates against the noisier per-request oracle are
+   reported in a table).
 5. The learned intent model routes held-out paraphrase families better than keyword rules
    (route accuracy, paired, greater than 0.05).
 
 Preconditions: the encoder and the intent model converged (over the last 20 % of training
 the loss moved ≤ plateau_tol of its total decrease, worst seed); the encoder reads (colour,
 subject) zero-shot at ≥ 0.8 (else the quality and completion metrics cannot see the subject);
-claim 4 needs steps of both sorts (≥ 5 over the seeds).
+claim 4 needs (style, seed) cells of both sorts (≥ 3 each).
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from shared.results import (
 
 ABLATIONS = ("agent_keywords", "agent_no_selection", "random_tool", "fixed_route")
 ROUTE_MARGIN = 0.05
-MIN_STEPS = 5
+MIN_STYLES = 3  # (style, seed) cells of each sort: on average one per seed
 
 
 def _v(methods, method, metric):
@@ -74,15 +78,19 @@ def build_claims(methods: dict, exp: dict) -> list[dict]:
                    preconditions=pre),
     ]
     a = methods["agent_expanded"]
-    n_best, n_other = sum(a["where best steps"]["values"]), sum(a["only where best steps"]["values"])
+    n_best, n_other = sum(a["style where best n"]["values"]), sum(a["style only where best n"]["values"])
     claims.append(make_claim(
         "After self-assessment the agent picks the new tool where, and only where, it is best",
-        "a new model is assessed and added without a person", metric="selection rate", direction="greater",
-        min_effect=exp["selection_bar"],
-        cases={"where it is the oracle": mean_interval(a["where best"]["values"]),
-               "where another tool is the oracle": mean_interval(a["only where best"]["values"])},
-        preconditions=[*pre, at_least("steps where the new tool is the oracle", n_best, MIN_STEPS, "over the seeds"),
-                       at_least("steps where another tool is the oracle", n_other, MIN_STEPS, "over the seeds")]))
+        "a new model is assessed and added without a person", metric="selection rate per request style",
+        direction="greater", min_effect=exp["selection_bar"],
+        cases={"styles where it is the measured best": mean_interval(a["style where best"]["values"]),
+               "styles where another tool is": mean_interval(a["style only where best"]["values"])},
+        preconditions=[*pre, at_least("styles where the new tool is the measured best", n_best, MIN_STYLES,
+                                      "over the seeds"),
+                       at_least("styles where another tool is the measured best", n_other, MIN_STYLES,
+                                "over the seeds")],
+        detail="the measured best of a style: the highest mean weighted score over that style's held-out i2v steps, "
+               "every tool run on each step's actual input; the per-step rates are in the expansion table"))
     claims.append(make_claim(
         "The learned intent model routes unseen paraphrases better than keyword rules",
         "decoupled intent recognition (fine-tuned on the annotated set)", metric="route accuracy, model − rules",

@@ -43,8 +43,10 @@ def intent_hits(pred: Intent, request, target) -> dict:
             "subject_S": tuple(target) == (request.colour, request.subject), "style": pred.style == request.style}
 
 
-def oracle_step(agent: Agent, kind: str, tools: list[Tool], text: str, carry, weights, target, seed, cfg):
-    """The best measured tool for this very step: run every tool of the kind, score each."""
+def oracle_step(agent: Agent, kind: str, tools: list[Tool], text: str, carry, weights, target, seed, cfg,
+                scores: dict | None = None):
+    """The best measured tool for this very step: run every tool of the kind, score each
+    (each tool's weighted score is written into `scores` when given)."""
     best, best_score = None, -1.0
     for t in tools:
         if t.kind != kind:
@@ -57,9 +59,23 @@ def oracle_step(agent: Agent, kind: str, tools: list[Tool], text: str, carry, we
             out = t(text, seed=seed, world=agent.world)
         s = metrics.weighted(capabilities.score_output(kind, out, target, agent.encoder, cfg.video.flow_scale,
                                                        before=carry if kind == "edit" else None), weights)
+        if scores is not None:
+            scores[t.name] = s
         if s > best_score:
             best, best_score = t.name, s
     return best
+
+
+def style_oracle(by_style: dict, table: dict, new_tool: Tool) -> dict:
+    """Per request style: the tool of the new tool's kind with the best mean measured score over
+    that style's held-out steps (the oracle of the request class), and the one selection picks."""
+    out = {}
+    for style, steps in sorted(by_style.items()):
+        names = list(steps[0])
+        means = {n: float(np.mean([m[n] for m in steps])) for n in names}
+        out[style] = {"oracle": max(means, key=means.get), "selected": capabilities.select(
+            new_tool.kind, capabilities.STYLE_WEIGHTS[style], table)[0], "steps": len(steps), "measured": means}
+    return out
 
 
 def run_agent(agent: Agent, intent: Intent, image, video, seed, random_rng=None, fixed=None):
@@ -105,6 +121,7 @@ def evaluate_seed(cfg, lib: Library, requests: list, seed: int, new_tool_spec: d
     route_ok, route_ok_kw, agree_sel = [], [], []
     kinds: dict[str, list] = {}
     expansion = {"oracle_new_selected": [], "oracle_other_selected_other": [], "calm_gain": []}
+    by_style: dict[str, list[dict]] = {}  # style -> every measured step of the new tool's kind
     for k, req in enumerate(requests):
         image, video = inputs(req, w)
         s = seed * 100003 + k
@@ -150,12 +167,15 @@ def evaluate_seed(cfg, lib: Library, requests: list, seed: int, new_tool_spec: d
         carry = video if video is not None else image
         for (step, name, out) in outs_x:
             if step == new_tool.kind:
+                measured: dict = {}
                 best = oracle_step(expanded, step, expanded.tools.values(), expanded.prompt(step, plan_x), carry,
-                                   plan_x.weights, plan_x.target, s, cfg)
+                                   plan_x.weights, plan_x.target, s, cfg, measured)
                 key = "oracle_new_selected" if best == new_tool.name else "oracle_other_selected_other"
                 expansion[key].append((name == new_tool.name) == (best == new_tool.name))
+                by_style.setdefault(plan_x.intent.style, []).append(measured)
             carry = out
     mean = lambda xs: float(np.mean(xs)) if len(xs) else float("nan")  # noqa: E731
+    styles = style_oracle(by_style, expanded.table, new_tool)
     return {
         "seed": seed,
         "methods": {m: {"quality": mean(v["quality"]), "completion": mean(v["completion"])} for m, v in per.items()},
@@ -169,6 +189,12 @@ def evaluate_seed(cfg, lib: Library, requests: list, seed: int, new_tool_spec: d
                       "where_best_n": len(expansion["oracle_new_selected"]),
                       "only_where_best": mean(expansion["oracle_other_selected_other"]),
                       "only_where_best_n": len(expansion["oracle_other_selected_other"]),
-                      "calm_gain": mean(expansion["calm_gain"]), "new_row": new_row},
+                      "calm_gain": mean(expansion["calm_gain"]), "new_row": new_row, "styles": styles,
+                      "style_where_best": mean([v["selected"] == new_tool.name for v in styles.values()
+                                                if v["oracle"] == new_tool.name]),
+                      "style_where_best_n": sum(v["oracle"] == new_tool.name for v in styles.values()),
+                      "style_only_where_best": mean([v["selected"] != new_tool.name for v in styles.values()
+                                                     if v["oracle"] != new_tool.name]),
+                      "style_only_where_best_n": sum(v["oracle"] != new_tool.name for v in styles.values())},
         "table": lib.table,
     }

@@ -20,7 +20,7 @@ TITLE = "SPAgent: Adaptive Task Decomposition and Model Selection for General Vi
 GALLERY = [
     ("make the red parrot green and let it fly", "image", dict(subject="parrot", colour="red", background="beach", motion="fly")),
     ("a blue fish swimming slowly in the snow", "none", None),
-    ("take the cat from this clip and show a purple cat jumping on the beach", "video",
+    ("take the cat from this clip and show a purple cat jumping", "video",
      dict(subject="cat", colour="orange", background="forest", motion="swim")),
 ]
 
@@ -85,6 +85,10 @@ def _methods(trains, evals) -> dict:
         x[k.replace("_", " ")] = summarize([e["expansion"][k] if e["expansion"][f"{k}_n"] else 0.0 for e in evals])
         x[k.replace("_", " ") + " steps"] = summarize([e["expansion"][f"{k}_n"] for e in evals])
     x["calm gain"] = summarize([e["expansion"]["calm_gain"] for e in evals])
+    for k in ("style_where_best", "style_only_where_best"):
+        label = k.replace("_", " ")
+        x[label] = summarize([e["expansion"][k] if e["expansion"][f"{k}_n"] else 0.0 for e in evals])
+        x[label + " n"] = summarize([e["expansion"][f"{k}_n"] for e in evals])
     return methods
 
 
@@ -108,12 +112,24 @@ def _tables(methods, evals, spec) -> list[dict]:
                      *[float(np.mean([r["scores"][d] for r in rws])) if d in rws[0]["scores"] else "-" for d in dims]])
     tables.append({"title": "Capability table (probe suite, mean over seeds)", "columns": ["tool", "kind", *dims], "rows": rows})
     x = methods["agent_expanded"]
+    rows = []
+    for e in evals:
+        for style, v in e["expansion"]["styles"].items():
+            rows.append([e["seed"], style, v["steps"], v["oracle"], v["selected"],
+                         ", ".join(f"{n} {s:.3f}" for n, s in sorted(v["measured"].items(), key=lambda kv: -kv[1]))])
+    tables.append({"title": "Library expansion per request style: measured best i2v tool on the held-out steps vs the "
+                            "tool selection picks", "columns": ["seed", "style", "steps", "measured best", "selected",
+                                                                  "mean weighted score per tool"], "rows": rows})
     tables.append({"title": "Library expansion: the new tool after self-assessment",
                    "columns": ["quantity", "value"],
                    "rows": [["selected where it is the per-request oracle", x["where best"]],
                             ["steps where it is the oracle (per seed)", x["where best steps"]],
                             ["not selected where another tool is the oracle", x["only where best"]],
                             ["steps where another tool is the oracle (per seed)", x["only where best steps"]],
+                            ["styles where it is the measured best (per seed)", x["style where best n"]],
+                            ["... and selected there", x["style where best"]],
+                            ["styles where another tool is the measured best (per seed)", x["style only where best n"]],
+                            ["... and not selected there", x["style only where best"]],
                             ["quality gain on calm requests", x["calm gain"]],
                             ["selection agreement with the oracle (before expansion)", a["selection agreement"]]]})
     return tables

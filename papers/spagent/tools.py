@@ -211,7 +211,7 @@ LIBRARY = [
     {"name": "i2v_drift", "kind": "i2v", "params": {"drift": 0.6}},
     {"name": "i2v_jitter", "kind": "i2v", "params": {"jitter": 2.5}},
     {"name": "i2v_lazy", "kind": "i2v", "params": {"motion": 0.2, "flicker": 8}},
-    {"name": "edit_hue", "kind": "edit", "params": {"colour_shift": 0.45}},
+    {"name": "edit_hue", "kind": "edit", "params": {"colour_shift": 0.15}},
     {"name": "edit_bleed", "kind": "edit", "params": {"bleed": 0.8, "ignore": 0.05}},
     {"name": "v2v_flicker", "kind": "v2v", "params": {"flicker": 12}},
     {"name": "v2v_drift", "kind": "v2v", "params": {"drift": 0.5}},

@@ -91,3 +91,19 @@ def test_no_fallback_is_one_user_error(stub_server):
 def test_unreachable_server_falls_back():
     backend = LLMBackend(openai_complete("http://127.0.0.1:9/v1", "x", 1), _Encoder(), _fallback)
     assert backend("a red cat").subject == "fish"
+
+
+def test_transformers_backend_on_a_tiny_local_causal_lm(tmp_path, capsys):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from papers.spagent.backends import transformers_complete
+    from tests.papers.spagent.tiny_pipelines import tokenizer
+
+    tok = tokenizer()
+    GPT2LMHeadModel(GPT2Config(vocab_size=16, n_positions=256, n_embd=8, n_layer=1, n_head=2)).save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    backend = LLMBackend(transformers_complete(str(tmp_path), 4), _Encoder(), _fallback)
+    assert backend("a red parrot").subject == "fish"  # random weights answer no JSON: the fallback
+    assert "unusable" in capsys.readouterr().err
+    with pytest.raises(UserError, match="no such directory"):
+        transformers_complete(str(tmp_path / "nope"), 4)

@@ -118,3 +118,18 @@ def test_train_on_two_processes_makes_one_run_dir(launch, tmp_path, list_run_dir
     launch("spagent", ["train", "--config", "smoke", f"runs_dir={tmp_path}/runs", f"data_dir={tmp_path}/data",
                        "wandb=false", "encoder.steps=5", "planner.probes=1"])
     assert len(list_run_dirs(tmp_path / "runs", "spagent")) == 1
+
+
+def test_same_seed_same_numbers(smoke, library):
+    from papers.spagent.config import SpagentConfig
+    from papers.spagent.evaluate import evaluate_seed
+    from papers.spagent.pipeline import datasets
+    from shared.config import load_config
+
+    root = smoke[0]
+    cfg = load_config(SpagentConfig, library.path.parents[3].parent / "x", str(library.path / "config.yaml"),
+                      [f"runs_dir={root}/runs", f"data_dir={root}/data"])
+    spec = read_spec(__import__("pathlib").Path(__file__).parents[3] / "papers/spagent/tools/i2v_steady.yaml")
+    _, held = datasets(cfg)
+    a, b = (evaluate_seed(cfg, library, held[:3], 0, spec) for _ in range(2))
+    assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)  # (NaN-safe)

@@ -99,3 +99,15 @@ def test_keyword_rules_read_training_phrasings():
     i = keyword_intent("make the red parrot green and let it fly", image=img)
     assert (i.e_t, i.colour, i.subject, i.agree) == ("edit", "green", "parrot", False)
     assert keyword_intent("a blue fish swimming slowly in the snow").style == "calm"
+
+
+def test_the_paper_library_file_lists_every_adapter(repo_root):
+    from types import SimpleNamespace
+
+    from papers.spagent.adapters import PIPELINES
+    from papers.spagent.pipeline import library_specs
+
+    cfg = SimpleNamespace(library_file="tools/paper_library.yaml", weights_dir="/models")
+    specs = library_specs(cfg, repo_root / "papers" / "spagent")
+    assert {s["pipeline"] for s in specs} == set(PIPELINES)
+    assert all(s["path"].startswith("/models/") and s["family"] == "diffusers" for s in specs)
