@@ -44,13 +44,14 @@ MAX_DRAWS = 200  # poison redraws before the stealth filter gives up
 
 @dataclass
 class Target:
-    scene: Scene
+    scene: Scene | None  # None for a user-supplied image
     image: torch.Tensor  # (3, H, W) in [0, 1]
     masks: torch.Tensor  # (K, H, W) visible element masks
+    names: list[str] | None = None  # the phrases of a user-supplied image
 
     @property
     def phrases(self) -> list[str]:
-        return [e.phrase for e in self.scene.elements]
+        return list(self.names) if self.names is not None else [e.phrase for e in self.scene.elements]
 
 
 @dataclass

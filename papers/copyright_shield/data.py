@@ -5,10 +5,13 @@
 - poisons and clean entries of the mix: the run's seed;
 - detection of the poisons (CopyrightShield, detection.py) on that mix.
 
-`data.source=folder` (paper scale) reads user images instead: `<path>/targets/<name>.png`
-with `<name>.json` ({"phrases": [...], "masks": ["<mask>.png", ...]}) and
-`<path>/clean/*.png` with a `.txt` caption beside each; poisons are then the user's own
-(`<path>/poisons/<target>_<k>_<j>.png`, captioned "an image with <phrase k>").
+`data.source=folder` (paper scale) reads user images instead (resized to data.image_size):
+- `<path>/targets/<name>.png` + `<name>.json` {"phrases": [...], "masks": ["<mask>.png", ...]}
+  (one grey mask per phrase, white = the element), the copyrighted images;
+- `<path>/held_out/<name>.png` + `.json`: a target that is never attacked (detector calibration);
+- `<path>/poisons/<any>.png` + `.json` {"target": "<name>", "element": k}: the user's own
+  SilentBadDiffusion poisons (inpainted with SD), captioned "an image with <phrase k>";
+- `<path>/clean/*.png` with a `.txt` caption beside each (enough for attack.ratio).
 """
 
 from __future__ import annotations
@@ -20,9 +23,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from papers.copyright_shield.attack import Mix, Poison, Target, make_mix, make_poisons, make_targets
+from papers.copyright_shield.attack import (
+    Mix,
+    Poison,
+    Target,
+    clean_count,
+    make_mix,
+    make_poisons,
+    make_targets,
+    transform,
+)
 from papers.copyright_shield.config import GEOMETRY_RUNS, CopyrightShieldConfig
 from papers.copyright_shield.detection import detect
+from papers.copyright_shield.scenes import PREFIX
 from papers.copyright_shield.similarity import Similarity, build_similarity
 from shared import UserError
 
@@ -85,26 +98,68 @@ def _image(path: Path, size: int) -> torch.Tensor:
     return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).permute(2, 0, 1).contiguous()
 
 
-def folder_world(cfg: CopyrightShieldConfig, seed: int, run: str) -> World:
-    from papers.copyright_shield.attack import poison_caption  # noqa: F401  (caption format)
-    from papers.copyright_shield.scenes import PREFIX
+def _meta(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        raise UserError(f"{path} is not a readable JSON file") from None
 
+
+def _folder_target(meta_path: Path, size: int) -> Target:
+    meta = _meta(meta_path)
+    if not isinstance(meta.get("phrases"), list) or not isinstance(meta.get("masks"), list) \
+            or len(meta["phrases"]) != len(meta["masks"]) or not meta["phrases"]:
+        raise UserError(f"{meta_path} must hold {{\"phrases\": [...], \"masks\": [...]}} of equal length")
+    image = _image(meta_path.with_suffix(".png"), size)
+    masks = torch.stack([_image(meta_path.parent / m, size).mean(0) for m in meta["masks"]])
+    return Target(None, image, masks, [str(p) for p in meta["phrases"]])
+
+
+def folder_world(cfg: CopyrightShieldConfig, seed: int, run: str) -> World:
+    """The user's folder (module docstring): targets/, held_out/ (one target), clean/, poisons/."""
     root = Path(cfg.data.path).expanduser()
     size = cfg.data.image_size
-    for sub in ("targets", "clean", "poisons"):
+    for sub in ("targets", "held_out", "clean", "poisons"):
         if not (root / sub).is_dir():
             raise UserError(f"data.path {root} has no {sub}/ folder (README: the folder layout)")
     similarity = build_similarity(cfg.similarity.name, cfg.similarity.sscd_path)
-    targets = []
-    for meta_path in sorted((root / "targets").glob("*.json")):
-        try:
-            meta = json.loads(meta_path.read_text())
-            phrases, mask_names = list(meta["phrases"]), list(meta["masks"])
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise UserError(f"{meta_path} must hold {{\"phrases\": [...], \"masks\": [...]}}") from None
-        image = _image(meta_path.with_suffix(".png"), size)
-        masks = torch.stack([_image(meta_path.parent / m, size).mean(0) for m in mask_names])
-        targets.append((meta_path.stem, phrases, image, masks))
-    if len(targets) < 2:
-        raise UserError(f"{root}/targets needs at least two targets (the last one is the held-out one)")
-    raise UserError("data.source=folder: the folder reader is not implemented yet (README: paper path)")
+    names = sorted(p.stem for p in (root / "targets").glob("*.json"))
+    targets = [_folder_target(root / "targets" / f"{n}.json", size) for n in names]
+    held = sorted((root / "held_out").glob("*.json"))
+    if not targets or not held:
+        raise UserError(f"data.path {root}: targets/ and held_out/ need at least one <name>.json + <name>.png each")
+    held_out = _folder_target(held[0], size)
+    poisons = []
+    for meta_path in sorted((root / "poisons").glob("*.json")):
+        meta = _meta(meta_path)
+        if meta.get("target") not in names or not isinstance(meta.get("element"), int):
+            raise UserError(f"{meta_path} must hold {{\"target\": <a targets/ name>, \"element\": <index>}}")
+        t = names.index(meta["target"])
+        phrase = targets[t].phrases[meta["element"]]
+        poisons.append(Poison(t, meta["element"], None, _image(meta_path.with_suffix(".png"), size),
+                              f"{PREFIX} {phrase}"))
+    clean = sorted((root / "clean").glob("*.png"))
+    need = clean_count(cfg.attack.repeats * len(poisons), cfg.attack.ratio)
+    if len(clean) < need:
+        raise UserError(f"data.path {root}/clean has {len(clean)} images; attack.ratio={cfg.attack.ratio} "
+                        f"with {len(poisons)} poisons × {cfg.attack.repeats} needs {need}")
+    rng = np.random.default_rng(seed)
+    chosen = [clean[i] for i in sorted(rng.permutation(len(clean))[:need])]
+    captions = []
+    for path in chosen:
+        text = path.with_suffix(".txt")
+        if not text.is_file():
+            raise UserError(f"{path} has no caption file {text.name}")
+        captions.append(text.read_text().strip())
+    images = [torch.stack([_image(p, size) for p in chosen])]
+    poison_of, poison_id = [-1] * need, [-1] * need
+    if run != "clean" and poisons:
+        stack = transform(torch.stack([p.image for p in poisons]), geometry_of(run))
+        for _ in range(cfg.attack.repeats):
+            images.append(stack)
+            for i, p in enumerate(poisons):
+                captions.append(p.caption if run != "unlinked" else captions[int(rng.integers(need))])
+                poison_of.append(p.target)
+                poison_id.append(i)
+    mix = Mix(torch.cat(images), captions, torch.tensor(poison_of), torch.tensor(poison_id), -1)
+    return World(targets, held_out, held_out, poisons, mix, similarity, frozenset())

@@ -132,7 +132,7 @@ def fine_tune(cfg: CopyrightShieldConfig, ctx: Context, run: str, seed: int) -> 
     if not main:
         backbone = load_backbone(cfg, world.avoid, device)
     mix = world.mix
-    latents = backbone.encode_images(mix.images)
+    latents = torch.cat([backbone.encode_images(mix.images[i:i + 64]).cpu() for i in range(0, len(mix.images), 64)])
     ids = tokenize(backbone.tokenizer, mix.captions)
     empty = tokenize(backbone.tokenizer, [""])[0]
     unet, text_encoder = backbone.unet, backbone.text_encoder
