@@ -31,7 +31,7 @@ class DataConfig:
 class EncoderConfig:
     """The contrastive image-text encoder trained here."""
 
-    steps: int = num(600, ge=1)  # AdamW steps
+    steps: int = num(1000, ge=1)  # AdamW steps
     batch: int = num(96, ge=2)  # image-caption pairs per step
     lr: float = num(3e-3, gt=0)  # learning rate
     width: int = num(16, ge=4)  # conv channels of the image tower
