@@ -42,8 +42,8 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed ## create .venv with every dependency (idempotent)
 
-test: install ## run the whole test suite
-	$(PY) -m pytest
+test: install ## run the whole test suite (two pytest-xdist workers, one test folder at a time each)
+	$(PY) -m pytest -n 2
 
 lint: install ## ruff over the code
 	$(VENV)/bin/ruff check shared papers tests

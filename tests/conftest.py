@@ -13,6 +13,33 @@ os.environ["MPLBACKEND"] = "Agg"
 
 REPO = Path(__file__).resolve().parents[1]
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two pytest-xdist workers on two cores: one intra-op thread each, so
+    # they do not oversubscribe the cores (tests that need another count set it themselves).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+try:
+    import xdist
+except ImportError:  # plain `pytest` without the dev extra: one process, no scheduler hook
+    xdist = None
+
+if xdist is not None:
+    def pytest_xdist_make_scheduler(config, log):
+        """Under `pytest -n N` (`make test`): one work unit per test folder (a paper, a
+        substrate) and per file directly under tests/ or tests/shared/, so a folder's session
+        fixtures (smoke data, one reproduce run) are built once, in one worker. (xdist's own
+        `--dist loadgroup` marks do not reach the scheduler with pytest 9.2.)"""
+        from xdist.scheduler import LoadScopeScheduling
+
+        class FolderScheduling(LoadScopeScheduling):
+            def _split_scope(self, nodeid: str) -> str:
+                path = nodeid.split("::", 1)[0]
+                parts = Path(path).parts  # tests/papers/<slug>/test_x.py
+                return str(Path(*parts[:-1])) if len(parts) > 3 else path
+
+        return FolderScheduling(config, log)
+
 
 @pytest.fixture
 def repo_root() -> Path:
