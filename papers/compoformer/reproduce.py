@@ -35,9 +35,13 @@ def _one_run(args: tuple) -> dict:
 
 
 def stage_curve(summary: dict) -> list[float]:
-    """The current task's success against position within a stage, averaged over stages."""
+    """The current task's success against position within a stage, averaged over the stages
+    that trained (a reused stage stops after its warm-up and check)."""
     points: dict[int, list[float]] = {}
-    for curve in summary["curves"].values():
+    reused = {str(k) for k, c in summary.get("checks", {}).items() if c["reused"]}
+    for stage, curve in summary["curves"].items():
+        if stage in reused:
+            continue
         for pos, success in curve:
             points.setdefault(int(pos), []).append(float(success))
     return [float(np.mean(points[p])) for p in sorted(points)]
