@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from papers.prompt_diffuser.config import INIT_QUALITIES, PromptDiffuserConfig
+from shared import UserError
 from shared.offline_rl import Episode, goal_vectors, load_datasets
 from shared.offline_rl.prompts import group_by_goal
 
@@ -77,6 +78,9 @@ _LOADED: dict[str, GoalData] = {}  # per process: reproduce's jobs re-read the s
 
 def load_goal_data(cfg: PromptDiffuserConfig, upper: bool = True) -> GoalData:
     """Generate (or read from the cache) every buffer; `upper=False` skips the upper bound's."""
+    if cfg.data.env != "metaworld":
+        raise UserError(f"data.env={cfg.data.env}: the tuning pipeline runs on Meta-World ML1 only; "
+                        "the locomotion readers and environments are papers/prompt_diffuser/locomotion.py")
     key = json.dumps([asdict(cfg.data), cfg.data_dir, cfg.tune.init_qualities, upper], sort_keys=True)
     if key not in _LOADED:
         _LOADED.clear()

@@ -53,3 +53,8 @@ def test_held_out_goals_are_never_in_the_training_data(monkeypatch, tmp_path):
 ])
 def test_config_mistakes_are_one_line(one_line_error, args, key):
     assert key in one_line_error("prompt_diffuser", "train", args)
+
+
+def test_locomotion_suites_are_refused_by_the_pipeline_in_one_line(one_line_error, tmp_path):
+    line = one_line_error("prompt_diffuser", "train", ["data.env=ant-dir", f"data.path={tmp_path}"])
+    assert "Meta-World ML1 only" in line
