@@ -32,8 +32,8 @@ class Plan:
         i = self.intent
         article = "an" if i.e_t[0] in "aeiou" else "a"
         visual = "no visual input" if i.e_v == "none" else ("an " if i.e_v == "image" else "a ") + i.e_v
-        text = (f"The request is {article} {i.e_t} request with {visual}; "
-                f"the text {'agrees' if i.agree else 'disagrees'} with the visual input, and the subject to show "
+        agree = "" if i.e_v == "none" else f"; the text {'agrees' if i.agree else 'disagrees'} with the visual input"
+        text = (f"The request is {article} {i.e_t} request with {visual}{agree}, and the subject to show "
                 f"is a {self.target[0]} {self.target[1]} ({i.style} style). ")
         text += "Candidate routes: " + "; ".join(
             f"{' → '.join(c['route'])} (weakest step {c['strength']:.3f})" for c in self.candidates) + ". "
