@@ -28,7 +28,15 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.results import make_claim, mean_interval, paired, plateaued, precondition, protocol_note, write_results
+from shared.results import (
+    make_claim,
+    mean_interval,
+    paired,
+    plateaued,
+    precondition,
+    protocol_note,
+    write_results,
+)
 
 PAPER_F1 = 0.709  # v1 average detection F1
 PAPER_FAE, PAPER_CIR = 0.681, -0.514  # v1 relative changes under the defence

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from papers.copyright_shield.config import CopyrightShieldConfig
@@ -108,7 +107,7 @@ def invert_run(cfg: CopyrightShieldConfig, run_dir: Path, seed: int) -> dict:
                      ", ".join(f"{c:.2f}" for c in cos), round(precision, 3), round(overlap, 3)])
     table = {"title": f"Copyright feature inversion [recon] (seed {seed}, undefended model)",
              "columns": ["target", "sim of v*-generations", "v* CIR", "feature score per element",
-                         "cos(v* prompt, phrase prompts)", f"top-|poisons| training samples that are its poisons",
+                         "cos(v* prompt, phrase prompts)", "top-|poisons| training samples that are its poisons",
                          "… that the detector flagged"], "rows": rows}
     return {"table": table, "metrics": {k: summarize(v) for k, v in metrics.items()}}
 

@@ -18,7 +18,13 @@ import numpy as np
 import torch
 
 from papers.copyright_shield.config import CopyrightShieldConfig
-from papers.copyright_shield.scenes import clean_caption, random_scene, render, to_tensor, vocabulary
+from papers.copyright_shield.scenes import (
+    clean_caption,
+    random_scene,
+    render,
+    to_tensor,
+    vocabulary,
+)
 from shared.cache import cache_key
 from shared.runs import package_versions
 from shared.t2i.backbone import (

@@ -23,7 +23,7 @@ from safetensors.torch import save_file
 
 from papers.copyright_shield import distributed
 from papers.copyright_shield.attack import transform, trigger
-from papers.copyright_shield.config import DEFENCES, GEOMETRY_RUNS, CopyrightShieldConfig
+from papers.copyright_shield.config import DEFENCES, CopyrightShieldConfig
 from papers.copyright_shield.data import World, build_world, run_detection
 from papers.copyright_shield.model import load_backbone
 from papers.copyright_shield.protect import protection
@@ -33,7 +33,14 @@ from shared import UserError
 from shared.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from shared.cli import Context
 from shared.config import to_dict
-from shared.runs import check_same_config, is_done, mark_done, read_summary, resolve_run_dir, write_run_info
+from shared.runs import (
+    check_same_config,
+    is_done,
+    mark_done,
+    read_summary,
+    resolve_run_dir,
+    write_run_info,
+)
 from shared.seeding import seed_everything
 from shared.t2i.backbone import Backbone
 from shared.t2i.grid import save_grid

@@ -3,8 +3,17 @@
 import pytest
 import torch
 
-from papers.copyright_shield.detection import calibrated_threshold, element_scores, f1_score, shift_errors
-from papers.copyright_shield.similarity import build_similarity, first_attack_epoch, infringement_rate
+from papers.copyright_shield.detection import (
+    calibrated_threshold,
+    element_scores,
+    f1_score,
+    shift_errors,
+)
+from papers.copyright_shield.similarity import (
+    build_similarity,
+    first_attack_epoch,
+    infringement_rate,
+)
 
 
 def test_fae_is_the_first_epoch_with_any_generation_above_threshold():
