@@ -115,8 +115,8 @@ def paper_protocol_notes(methods: Mapping) -> list[dict]:
         reused = _values(methods, c, "reused_tasks")
         if share is not None:
             notes.append(protocol_note(
-                f"{c}: the online reuse check (10 episodes per new task, online — not offline "
-                "RL): share of P contributed by tasks whose policy was reused after passing the "
+                f"{c}: the online reuse check (`compo.check_episodes` online episodes per new "
+                "task — not offline RL): share of P contributed by tasks whose policy was reused after passing the "
                 "check (an upper bound on the check's gain)", gap=mean_interval(share),
                 detail=f"tasks reused per run: {', '.join(str(int(v)) for v in reused)}"))
     return notes
