@@ -54,19 +54,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", default="small")
     parser.add_argument("--workers", type=int, default=0, help="generation processes (0 = all cores)")
     parser.add_argument("--episodes", type=int, default=80, help="episodes per task for generation (small: 80)")
+    parser.add_argument("--iterations", type=int, default=100, help="timed training iterations per method")
+    parser.add_argument("--bare-steps", type=int, default=1000, help="env steps of the bare loop per task")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config(HarmoDTConfig, Path(papers.harmodt.__file__).parent / "configs", args.config,
                           [f"data_dir={tmp}", "eval.stop_on_success=false", "wandb=false"])
         tasks, workers = task_set(cfg.data.tasks), resolve_workers(args.workers)
         steps = cfg.data.max_steps
-        bare = len(tasks) / sum(1 / bare_step_rate(t, 1000) for t in tasks)
+        bare = len(tasks) / sum(1 / bare_step_rate(t, args.bare_steps) for t in tasks)
         rows = [("bare env.step loop, 1 core, scripted policy + noise", f"{bare:,.0f} env steps/s", "")]
         gen = generation_rate(tasks, args.episodes, steps, workers, write=True)
         rows.append((f"dataset generation, {workers} processes, Minari write + checksums",
                      f"{gen:,.0f} env steps/s", f"{gen / bare:.2f} × bare (goal ≥ {0.8 * workers:.1f})"))
         for method in cfg.train.methods:
-            rate = training_rate(cfg, method)
+            rate = training_rate(cfg, method, args.iterations)
             rows.append((f"training, {method}, batch {cfg.train.batch_size}, {cfg.train.threads} thread(s)",
                          f"{rate:,.1f} iterations/s", ""))
         for method in ("prompt-dt", "harmodt-f"):
