@@ -61,7 +61,8 @@ def unet2d(in_channels=4, cross=8):
 def ddim():
     from diffusers import DDIMScheduler
 
-    return DDIMScheduler(beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False)
+    return DDIMScheduler(beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False,
+                         steps_offset=1)
 
 
 def cogvideox(kind: str):
