@@ -23,7 +23,8 @@ def evaluate(cfg: PromptDiffuserConfig, model: nn.Module, norm: Normaliser, spli
     model.eval()
     policy = DTPolicy(model, norm, context=cfg.model.context, max_steps=cfg.data.max_steps,
                       target_return=cfg.eval.target_return,
-                      return_scale=cfg.pretrain.return_scale, device=torch.device("cpu"))
+                      return_scale=cfg.pretrain.return_scale,
+                      device=next(model.parameters()).device)
     returns, success = [], []
     with Evaluator([cfg.data.task], goals, cfg.data.max_steps, workers=cfg.eval.workers,
                    benchmark_seed=cfg.data.benchmark_seed, benchmark="ML1", split=split) as ev:
