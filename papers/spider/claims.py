@@ -80,15 +80,39 @@ def task_table_title(task: str) -> str:
 # The tables of the claim inputs (reproduce writes them; build_claims reads them back)
 
 
-def tuning_table(cfg, methods: Sequence[str]) -> dict:
-    """The baselines' free hyper-parameters and the values tried (one each: no sweep)."""
-    f = cfg.finetune
-    rows = [[m, name, values, how] for m, name, values, how in (
-        ("l2sp", "λ (finetune.l2sp_weight)", [f.l2sp_weight], "set once: no sweep, no held-out split"),
-        ("dare", "p (finetune.dare_drop)", [f.dare_drop], "set once: no sweep, no held-out split"),
-        ("grafting", "s (finetune.graft_keep)", [f.graft_keep], "set once: no sweep, no held-out split"),
-    ) if m in methods]
+TUNED = (("l2sp", "λ (finetune.l2sp_weight)", "l2sp_weight", "l2sp_weights"),
+         ("dare", "p (finetune.dare_drop)", "dare_drop", "dare_drops"),
+         ("grafting", "s (finetune.graft_keep)", "graft_keep", "graft_keeps"))
+SWEEP_TABLE = "Baseline sweeps on the validation split (first seed)"
+
+
+def tuning_table(cfg, methods: Sequence[str], chosen: Mapping | None = None, seed: int = 0) -> dict:
+    """The baselines' free hyper-parameters, the values tried and how the reported one was
+    chosen (`chosen`: {task: {method: value}} from reproduce's sweep)."""
+    chosen = chosen or {}
+    rows = []
+    for m, name, key, listed in TUNED:
+        if m not in methods:
+            continue
+        values = list(dict.fromkeys(getattr(cfg.experiment, listed, []) or [])) or [getattr(cfg.finetune, key)]
+        picks = {t: c[m] for t, c in chosen.items() if m in c}
+        if len(values) > 1 and picks:
+            how = (f"best validation H on seed {seed} (held-out split): "
+                   + ", ".join(f"{t} {v:g}" for t, v in picks.items()))
+        else:
+            how = "set once: no sweep, no held-out split"
+        rows.append([m, name, values, how])
     return {"title": TUNING_TABLE, "columns": ["method", "hyper-parameter", "values tried", "how chosen"],
+            "rows": rows}
+
+
+def sweep_table(runs: Sequence[Mapping], chosen: Mapping) -> dict:
+    """Every sweep run's validation scores (and its test scores, for reference)."""
+    rows = [[r["task"], r["method"], r["value"], r["val"]["upstream"], r["val"]["downstream"], r["val"]["H"],
+             r["H"], "chosen" if chosen.get(r["task"], {}).get(r["method"]) == r["value"] else ""]
+            for r in runs]
+    return {"title": SWEEP_TABLE,
+            "columns": ["task", "method", "value", "val upstream", "val downstream", "val H", "test H", ""],
             "rows": rows}
 
 

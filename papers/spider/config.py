@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from papers.spider.baselines import METHODS
 from papers.spider.corpora import DOWNSTREAM_TASKS, MC_ANSWERS, MCQA_KINDS, PRETRAIN_TASKS
 from papers.spider.scenes import STYLES
-from shared.config import Common, check_subset, choice, nonempty, num
+from shared.config import Common, check_subset, choice, nonempty, num, nums
 
 MAX_POSITIONS = 256  # the tiny LLaMA's position embeddings (mllm.build_model)
 MAX_IMAGE_TOKENS = MAX_POSITIONS // 2  # the rest holds the prompt and the answer
@@ -48,6 +48,8 @@ class DataConfig:
     downstream_tasks: list[str] = nonempty(list(DOWNSTREAM_TASKS))  # fine-tuning tasks (one run each)
     downstream_train: int = num(2000, ge=0)  # fine-tuning examples per downstream task (paper path: 0 = the whole split)
     downstream_eval: int = num(100, ge=0)  # evaluation examples per downstream task (paper path: 0 = the whole split)
+    downstream_val: int = num(100, ge=1)  # tiny model: validation examples per downstream task (the baselines' sweeps choose on them; no image shared with training or test)
+    upstream_val: int = num(100, ge=1)  # tiny model: validation examples per upstream VQA task (the sweeps; no image shared with the test sets)
     mcqa_kinds: list[str] = nonempty(list(MCQA_KINDS))  # multiple-choice question kinds (corpora._mcqa_item)
     mc_answer: str = choice("letter", *MC_ANSWERS)  # multiple-choice target: the letter (ScienceQA) or the option's text [recon]
     local_dir: str = ""  # paper path: a directory with the downstream/upstream datasets (see local.py)
@@ -111,6 +113,11 @@ class ExperimentConfig:
 
     methods: list[str] = nonempty(list(METHODS))  # the methods `reproduce` fine-tunes
     processes: int = num(2, ge=1)  # fine-tuning runs side by side (one torch thread each)
+    # tiny reproduce: the values each baseline's hyper-parameter is swept over, on the first seed,
+    # chosen by H on the validation split ([] = the finetune.* value alone, no sweep)
+    l2sp_weights: list[float] = nums([], ge=0, nonempty=False)  # L2-SP λ values
+    dare_drops: list[float] = nums([], ge=0, lt=1, nonempty=False)  # DARE drop rates p
+    graft_keeps: list[float] = nums([], ge=0, le=1, nonempty=False)  # Grafting kept fractions s
 
     def __post_init__(self) -> None:
         check_subset("experiment.methods", self.methods, METHODS)

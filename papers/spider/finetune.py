@@ -21,9 +21,9 @@ from shared.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoin
 from shared.tracking import progress
 
 
-def make_rule(cfg, method: str, seed: int) -> Rule:
+def make_rule(cfg, method: str, seed: int, steps_per_epoch: int = 0) -> Rule:
     f = cfg.finetune
-    return build_rule(method, seed, f.l2sp_weight, f.mask_ratio, f.dare_drop, f.graft_keep)
+    return build_rule(method, seed, f.l2sp_weight, f.mask_ratio, f.dare_drop, f.graft_keep, steps_per_epoch)
 
 
 def cosine_with_warmup(opt, total: int, warmup: float):
@@ -67,8 +67,14 @@ def finetune(cfg, model, tokenizer, examples: list[dict], method: str, seed: int
     sched = cosine_with_warmup(opt, total, f.warmup)
     train_model = model
     if accelerator is not None:
+        from papers.spider.spider import sharding_problem
+        from shared import UserError
+
+        problem = sharding_problem(accelerator=accelerator)
+        if problem:
+            raise UserError(problem)
         train_model, opt = accelerator.prepare(model, opt)
-    rule = make_rule(cfg, method, seed)
+    rule = make_rule(cfg, method, seed, per_epoch)
     rule.start(named)
     gen = torch.Generator().manual_seed(seed)
     step, order = 0, None

@@ -72,6 +72,56 @@ def downstream_train(cfg, task: str) -> list[dict]:
     return _downstream(cfg, task, cfg.data.downstream_train, "train")
 
 
+def _image_key(e: dict) -> bytes:
+    return np.ascontiguousarray(e["image"]).tobytes()
+
+
+VAL_SEED_OFFSET = 1_000_003  # the upstream validation sets' stream: data_seed + this
+
+
+def downstream_val(cfg, task: str) -> list[dict]:
+    """The validation split of a downstream task (the baselines' sweeps choose on it): the
+    next data.downstream_val examples of the training stream after the training set, with
+    every image that also occurs in the training set left out, so it shares no image with
+    the training set (the train/test hash keeps it apart from the test set too)."""
+    d = cfg.data
+    n_train, want = d.downstream_train, d.downstream_val
+    train_images = {_image_key(e) for e in downstream_train(cfg, task)}
+    extra = max(want, 1)
+    while True:
+        stream = _downstream(cfg, task, n_train + extra, "train")[n_train:]
+        out = [e for e in stream if _image_key(e) not in train_images][:want]
+        if len(out) == want:
+            return out
+        extra *= 2
+
+
+@functools.lru_cache(maxsize=4)
+def _upstream_val_cached(n: int, seed: int, image_size: int) -> dict:
+    test = _upstream_eval_cached(n, seed, image_size)
+    out = {}
+    for task in VQA_TASKS:
+        taken = {_image_key(e) for e in test[task]}
+        extra = n
+        while True:
+            more = corpora.upstream_task_examples(task, n + extra, seed + VAL_SEED_OFFSET, "test", image_size)
+            picked = [e for e in more if _image_key(e) not in taken][:n]
+            if len(picked) == n:
+                out[task] = picked
+                break
+            extra *= 2
+    return out
+
+
+def val_sets(cfg, task: str) -> tuple[dict, list[dict]]:
+    """(upstream {VQA task: examples}, downstream examples): the validation sets of the
+    baselines' sweeps. Upstream: data.upstream_val plain test-split images per VQA task from
+    another stream than the test sets, none shared with them (nor with pre-training, by the
+    train/test hash)."""
+    up = dict(_upstream_val_cached(cfg.data.upstream_val, cfg.data.data_seed, cfg.model.image_size))
+    return up, downstream_val(cfg, task)
+
+
 def _all_text(cfg) -> list[str]:
     d = cfg.data
     texts = []
@@ -87,7 +137,8 @@ def _all_text(cfg) -> list[str]:
 # reads them) and the fine-tuning runs' evaluation (the tokenizer is trained on every
 # downstream task's training text whatever data.downstream_tasks says).
 NOT_IN_BASE = {"model": ("source", "path", "max_length"),
-               "data": ("local_dir", "local_task", "local_upstream", "downstream_tasks", "downstream_eval")}
+               "data": ("local_dir", "local_task", "local_upstream", "downstream_tasks", "downstream_eval",
+                        "downstream_val", "upstream_val")}
 
 
 def base_key(cfg) -> str:

@@ -17,11 +17,12 @@ from papers.spider.claims import (
     build_claims,
     curve_table,
     skipped_note,
+    sweep_table,
     task_table_title,
     tuning_table,
     vocabulary_table,
 )
-from papers.spider.train import FinetuneJob, run_finetune
+from papers.spider.train import POST_HOC, FinetuneJob, run_finetune
 from shared import UserError
 from shared.cli import Context
 from shared.results import build_results, summarize, write_results
@@ -48,6 +49,100 @@ def _curves(results, tasks, methods, seeds) -> dict:
     return out
 
 
+SWEPT = {"l2sp": ("l2sp_weight", "l2sp_weights"), "dare": ("dare_drop", "dare_drops"),
+         "grafting": ("graft_keep", "graft_keeps")}
+
+
+def sweep_values(cfg, method: str) -> list[float]:
+    """The values `reproduce` tries for a baseline's hyper-parameter (the finetune.* value
+    alone when experiment.<list> is empty)."""
+    key, listed = SWEPT[method]
+    return list(dict.fromkeys(getattr(cfg.experiment, listed))) or [getattr(cfg.finetune, key)]
+
+
+def with_value(cfg, method: str, value: float):
+    import dataclasses
+
+    return dataclasses.replace(cfg, finetune=dataclasses.replace(cfg.finetune, **{SWEPT[method][0]: value}))
+
+
+def _fine_tune_all(cfg, ctx: Context, tasks, methods) -> tuple[list[dict], dict]:
+    """Every (method, task, seed) run, the swept baselines at their chosen values.
+
+    A swept baseline (two or more values) runs every value on the first seed, each scored on
+    the validation split too; the value with the best validation H is chosen per task and run
+    on the other seeds (its first-seed run is the sweep's). DARE and Grafting act only after
+    training, so with full FT in the set they start from full FT's final weights of the same
+    task and seed (FinetuneJob.source) instead of training again. Returns (results, sweep:
+    {"runs": every sweep run's result, "chosen": {task: {method: value}}})."""
+    seeds, s0 = cfg.seeds, cfg.seeds[0]
+    swept = {m: sweep_values(cfg, m) for m in SWEPT if m in methods}
+    swept = {m: v for m, v in swept.items() if len(v) > 1}
+    post_hoc = [m for m in methods if m in POST_HOC and "full_ft" in methods]
+    chosen: dict = {t: {} for t in tasks}
+    sweep_runs: list[dict] = []
+
+    def tag(m, v):
+        return f"_{v:g}"
+
+    def sweep_jobs(m, t, source=None):
+        return [FinetuneJob(with_value(cfg, m, v), ctx, m, t, s0, val=True, tag=tag(m, v),
+                            source=source(t, s0) if source else None) for v in swept[m]]
+
+    def chosen_jobs(m, t, source=None):
+        v = chosen[t][m]
+        return [FinetuneJob(with_value(cfg, m, v), ctx, m, t, s, tag=tag(m, v),
+                            source=source(t, s) if source else None) for s in seeds[1:]]
+
+    def plain_jobs(m, t, source=None):
+        return [FinetuneJob(cfg, ctx, m, t, s, source=source(t, s) if source else None) for s in seeds]
+
+    def choose(runs, m, t):
+        mine = [r for r in runs if r["method"] == m and r["task"] == t]
+        for r, v in zip(mine, swept[m], strict=True):
+            r["value"] = v
+        best = max(range(len(mine)), key=lambda i: mine[i]["val"]["H"])  # first of equals
+        chosen[t][m] = swept[m][best]
+        sweep_runs.extend(mine)
+        return mine[best]
+
+    # phase 1: every method that trains (the swept ones on the first seed, at each value)
+    first = [j for t in tasks for m in methods if m not in post_hoc
+             for j in (sweep_jobs(m, t) if m in swept else plain_jobs(m, t))]
+    done = run_jobs(run_finetune, first, cfg.experiment.processes, desc="fine-tuning")
+    full = {(r["task"], r["seed"]): r["run_dir"] for r in done if r["method"] == "full_ft"}
+
+    def source(t, s):
+        return full[(t, s)]
+
+    final = {}
+    for t in tasks:
+        for m in methods:
+            if m in swept and m not in post_hoc:
+                final[(m, t)] = [choose(done, m, t)]
+            elif m not in post_hoc:
+                final[(m, t)] = [r for r in done if r["method"] == m and r["task"] == t]
+    # phase 2: the trained sweeps' other seeds, the post-hoc methods' sweeps or runs
+    second = [j for t in tasks for m in methods
+              for j in (chosen_jobs(m, t) if m in swept and m not in post_hoc else
+                        sweep_jobs(m, t, source) if m in swept else
+                        plain_jobs(m, t, source) if m in post_hoc else [])]
+    done = run_jobs(run_finetune, second, cfg.experiment.processes, desc="fine-tuning (2)") if second else []
+    for t in tasks:
+        for m in methods:
+            if m in swept and m in post_hoc:
+                final[(m, t)] = [choose(done, m, t)]
+            elif m in swept or m in post_hoc:
+                final.setdefault((m, t), []).extend(r for r in done if r["method"] == m and r["task"] == t)
+    # phase 3: the post-hoc sweeps' other seeds
+    third = [j for t in tasks for m in post_hoc if m in swept for j in chosen_jobs(m, t, source)]
+    done = run_jobs(run_finetune, third, cfg.experiment.processes, desc="fine-tuning (3)") if third else []
+    for r in done:
+        final[(r["method"], r["task"])].append(r)
+    results = [r for t in tasks for m in methods for r in sorted(final[(m, t)], key=lambda r: r["seed"])]
+    return results, {"runs": sweep_runs, "chosen": chosen}
+
+
 def reproduce(cfg, ctx: Context) -> Path:
     from papers.spider.train import launched
 
@@ -63,9 +158,8 @@ def reproduce(cfg, ctx: Context) -> Path:
     base = pipeline.evaluate(cfg, model, tokenizer, upstream, downstream)
     del model
     tasks, methods = cfg.data.downstream_tasks, cfg.experiment.methods
-    jobs = [FinetuneJob(cfg, ctx, m, t, s) for t in tasks for m in methods for s in cfg.seeds]
-    results = run_jobs(run_finetune, jobs, cfg.experiment.processes, desc="fine-tuning")
-    (out / "raw.json").write_text(json.dumps({"base": base, "runs": results}) + "\n")
+    results, sweep = _fine_tune_all(cfg, ctx, tasks, methods)
+    (out / "raw.json").write_text(json.dumps({"base": base, "runs": results, "sweep": sweep["runs"]}) + "\n")
     tables, summary = [], {}
     for task in tasks:
         rows = [[BASE_ROW, base[f"downstream/{task}"], base["upstream"],
@@ -80,7 +174,8 @@ def reproduce(cfg, ctx: Context) -> Path:
                    "columns": ["task", "score"],
                    "rows": [[k.split("/", 1)[1], v] for k, v in base.items() if k.startswith("upstream/")]})
     tables += [vocabulary_table(pipeline.vocabulary_coverage(cfg, tokenizer, tasks)),
-               tuning_table(cfg, methods), curve_table(_curves(results, tasks, methods, cfg.seeds))]
+               tuning_table(cfg, methods, sweep["chosen"], cfg.seeds[0]), sweep_table(sweep["runs"], sweep["chosen"]),
+               curve_table(_curves(results, tasks, methods, cfg.seeds))]
     plot = _plot(out / "plots", results, tasks, methods, cfg.seeds)
     res = build_results(
         paper=ctx.slug, title=TITLE, config=ctx.config_name, seeds=cfg.seeds, methods=summary,
@@ -159,7 +254,9 @@ def _plot(out: Path, results, tasks, methods, seeds) -> str:
         for i, m in enumerate(methods):
             u = _per_seed(results, m, task, "upstream", seeds)
             d = _per_seed(results, m, task, "downstream", seeds)
-            ax.errorbar(np.mean(d), np.mean(u), xerr=np.std(d), yerr=np.std(u), fmt="o", color=f"C{i % 10}",
+            ddof = 1 if len(d) > 1 else 0  # the sample std, as the tables
+            ax.errorbar(np.mean(d), np.mean(u), xerr=np.std(d, ddof=ddof), yerr=np.std(u, ddof=ddof), fmt="o",
+                        color=f"C{i % 10}",
                         label=m, capsize=2)
         ax.set(xlabel="downstream score", ylabel="upstream VQA accuracy (%)", title=task)
         ax.grid(alpha=0.3)

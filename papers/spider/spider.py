@@ -158,27 +158,93 @@ class SPIDER(Rule):
         return super().extra_bytes() + cached
 
 
-def rule_callback(rule: Rule):
+RULE_STATE_FILE = "spider_rule_state.safetensors"  # in each Trainer checkpoint-<step>/ directory
+
+
+def sharding_problem(args=None, accelerator=None) -> str | None:
+    """Why a rule cannot run here, or None. Every rule reads or writes each parameter's full
+    `p.grad` and full tensor after the optimizer step; DeepSpeed ZeRO and FSDP hand each
+    process only a shard (or keep the gradient in their own buffers), so SPIDER would rank a
+    partial gradient and reset a partial tensor. Plain DDP and one process are fine."""
+    import os
+
+    names = []
+    if accelerator is not None:
+        state = getattr(accelerator, "state", None)
+        if getattr(state, "deepspeed_plugin", None) is not None:
+            names.append("DeepSpeed")
+        if getattr(state, "fsdp_plugin", None) is not None:
+            names.append("FSDP")
+    if args is not None:
+        if getattr(args, "deepspeed", None):
+            names.append("DeepSpeed")
+        if getattr(args, "fsdp", None):
+            names.append("FSDP")
+    for env, name in (("ACCELERATE_USE_DEEPSPEED", "DeepSpeed"), ("ACCELERATE_USE_FSDP", "FSDP")):
+        if os.environ.get(env, "").lower() in ("1", "true", "yes"):
+            names.append(name)
+    if not names:
+        return None
+    return (f"{' and '.join(dict.fromkeys(names))} is enabled, but the SPIDER rules need each parameter's full "
+            "gradient and tensor on every process (ZeRO and FSDP shard them): use plain data parallelism "
+            "(DDP) or one process")
+
+
+def rule_callback(rule: Rule, checkpoint: str | None = None):
     """A `transformers.TrainerCallback` that runs `rule` inside `Trainer`: θ₀ is taken at the
     start of training from the model's trainable parameters, `before_step` runs after
     clipping, `after_step` after the optimizer step and before gradients are zeroed
-    (`on_optimizer_step`), `finish` at the end of training."""
+    (`on_optimizer_step`), `finish` at the end of training.
+
+    Resume: every Trainer checkpoint gets the rule's state (θ₀, G and any running state) in
+    `checkpoint-<step>/` + RULE_STATE_FILE. A Trainer resumed at step k > 0 restores it from
+    `checkpoint` (default: `<output_dir>/checkpoint-<k>`, where `resume_from_checkpoint`
+    puts it), instead of taking θ₀ from the resumed weights; a missing file is an error.
+    DeepSpeed ZeRO and FSDP are refused at the start of training (`sharding_problem`)."""
+    import os
+
     from transformers import TrainerCallback
+
+    from shared import UserError
 
     class RuleCallback(TrainerCallback):
         def __init__(self):
-            self.rule, self.started = rule, False
+            self.rule, self.started, self.checkpoint = rule, False, checkpoint
 
         def on_train_begin(self, args, state, control, model=None, **kwargs):
-            if not self.started:  # a resumed Trainer restores the rule's state separately
-                self.rule.start(list(model.named_parameters()))
-                self.started = True
+            problem = sharding_problem(args)
+            if problem:
+                raise UserError(problem)
+            if self.started:
+                return
+            self.rule.start(list(model.named_parameters()))
+            self.started = True
+            if state.global_step > 0:
+                path = os.path.join(self.checkpoint or os.path.join(args.output_dir, f"checkpoint-{state.global_step}"),
+                                    RULE_STATE_FILE)
+                if not os.path.isfile(path):
+                    raise UserError(f"the Trainer resumed at step {state.global_step}, but {path} is missing: the "
+                                    f"{self.rule.name} rule's θ₀ and running state cannot be restored (pass "
+                                    "rule_callback(rule, checkpoint=<the checkpoint directory>))")
+                from safetensors.torch import load_file
+
+                self.rule.load_state_dict(load_file(path))
 
         def on_pre_optimizer_step(self, args, state, control, **kwargs):
             self.rule.before_step()
 
         def on_optimizer_step(self, args, state, control, **kwargs):
             self.rule.after_step()
+
+        def on_save(self, args, state, control, **kwargs):
+            if not state.is_world_process_zero:
+                return  # every process holds the same θ₀ and G under DDP
+            from safetensors.torch import save_file
+
+            folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
+            os.makedirs(folder, exist_ok=True)
+            save_file({k: v.detach().contiguous().cpu() for k, v in self.rule.state_dict().items()},
+                      os.path.join(folder, RULE_STATE_FILE))
 
         def on_train_end(self, args, state, control, **kwargs):
             self.rule.finish()

@@ -36,11 +36,27 @@ def launched() -> bool:
 
 @dataclass
 class FinetuneJob:
+    """One run. `val`: also score the validation split (a sweep run). `tag`: a suffix of the
+    run's name (a sweep value). `source`: a finished full-FT run of the same task and seed,
+    for the post-hoc methods (DARE, Grafting): their training is full FT's, step for step
+    (the rule does nothing until `finish`), so they start from its final weights instead of
+    training again."""
+
     cfg: object
     ctx: Context
     method: str
     task: str
     seed: int
+    val: bool = False
+    tag: str = ""
+    source: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.method}{self.tag}-{self.task}"
+
+
+POST_HOC = ("dare", "grafting")  # rules that act only after training (see FinetuneJob.source)
 
 
 def on_main(accelerator, fn):
@@ -67,12 +83,37 @@ def on_main(accelerator, fn):
     return value
 
 
-def _result(job: FinetuneJob, scores: dict, rule, run_dir: Path) -> dict:
+def _result(job: FinetuneJob, scores: dict, rule, run_dir: Path, curve_dir: Path | None = None) -> dict:
     return {**scores, "downstream": scores[f"downstream/{job.task}"],
             "H": pipeline.harmonic(scores["upstream"], scores[f"downstream/{job.task}"]),
-            "method": job.method, "task": job.task, "seed": job.seed,
+            "method": job.method, "task": job.task, "seed": job.seed, "run_dir": str(run_dir),
             "selected": getattr(rule, "last_selected", {}), "extra_bytes": rule.extra_bytes(),
-            "loss_curve": loss_curve(read_metrics(run_dir))}
+            "loss_curve": loss_curve(read_metrics(curve_dir or run_dir))}
+
+
+def _val_scores(cfg, model, tokenizer, task: str) -> dict:
+    """{"upstream", "downstream", "H"} on the validation split (`pipeline.val_sets`)."""
+    up, down = pipeline.val_sets(cfg, task)
+    s = pipeline.evaluate(cfg, model, tokenizer, up, {task: down})
+    d = s[f"downstream/{task}"]
+    return {"upstream": s["upstream"], "downstream": d, "H": pipeline.harmonic(s["upstream"], d)}
+
+
+def _post_hoc(cfg, job: FinetuneJob, model):
+    """The post-hoc rule of `job` applied to its source full-FT run's final weights."""
+    from papers.spider.finetune import load_final, make_rule
+    from papers.spider.mllm import freeze_for_finetuning
+
+    source = Path(job.source)
+    if not (source / "DONE").exists():
+        raise UserError(f"{job.name} seed {job.seed}: its full-FT source run {source} is not finished")
+    projector, layers = freeze_for_finetuning(model, cfg.finetune.last_layers, named=True)
+    rule = make_rule(cfg, job.method, job.seed)
+    rule.start(projector + layers)  # θ₀ = the pre-trained weights
+    load_final(source, model)
+    rule.finish()
+    model.eval()
+    return rule, source
 
 
 def run_finetune(job: FinetuneJob, show_progress: bool = False) -> dict | None:
@@ -81,21 +122,30 @@ def run_finetune(job: FinetuneJob, show_progress: bool = False) -> dict | None:
     if launched():
         return _run_launched(job, show_progress)
     cfg, ctx = job.cfg, job.ctx
-    run_dir, done = open_run(cfg, ctx.slug, ctx.config_name, f"{job.method}-{job.task}", job.seed, RELEVANT,
-                             {"seed": job.seed, "method": job.method, "task": job.task})
+    extra = {"seed": job.seed, "method": job.method, "task": job.task}
+    if job.source:
+        extra["source"] = job.source
+    run_dir, done = open_run(cfg, ctx.slug, ctx.config_name, job.name, job.seed, RELEVANT, extra)
     if done is not None:
         return done
     resuming = (run_dir / "checkpoints").exists()
     model, tokenizer, _ = pipeline.load_base(cfg, show_progress=show_progress)
     upstream, _ = pipeline.eval_sets(cfg, downstream=False)
-    with Tracker(run_dir, slug=ctx.slug, group=f"{ctx.config_name}-{job.method}-{job.task}",
-                 name=f"{ctx.slug}__{job.method}-{job.task}__{ctx.config_name}__{job.seed}",
+    with Tracker(run_dir, slug=ctx.slug, group=f"{ctx.config_name}-{job.name}",
+                 name=f"{ctx.slug}__{job.name}__{ctx.config_name}__{job.seed}",
                  config=to_dict(cfg), use_wandb=cfg.wandb) as tracker:
         examples = pipeline.downstream_train(cfg, job.task)
-        rule = finetune(cfg, model, tokenizer, examples, job.method, job.seed, run_dir, tracker, resume=resuming)
+        curve_dir = None
+        if job.source:
+            rule, curve_dir = _post_hoc(cfg, job, model)
+        else:
+            rule = finetune(cfg, model, tokenizer, examples, job.method, job.seed, run_dir, tracker,
+                            resume=resuming)
         save_final(run_dir, rule, _steps(cfg, len(examples)))
         scores = pipeline.evaluate(cfg, model, tokenizer, upstream, {job.task: pipeline.downstream_eval(cfg, job.task)})
-        result = _result(job, scores, rule, run_dir)
+        result = _result(job, scores, rule, run_dir, curve_dir)
+        if job.val:
+            result["val"] = _val_scores(cfg, model, tokenizer, job.task)
         tracker.summary({k: v for k, v in result.items() if isinstance(v, float)})
     return finish_run(run_dir, result)
 
@@ -113,7 +163,7 @@ def _run_launched(job: FinetuneJob, show_progress: bool) -> dict | None:
     main = accelerator.is_main_process
 
     def open_():
-        run_dir, done = open_run(cfg, ctx.slug, ctx.config_name, f"{job.method}-{job.task}", job.seed,
+        run_dir, done = open_run(cfg, ctx.slug, ctx.config_name, job.name, job.seed,
                                  RELEVANT, {"seed": job.seed, "method": job.method, "task": job.task,
                                             "processes": accelerator.num_processes})
         if done is None:

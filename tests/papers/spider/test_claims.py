@@ -40,7 +40,8 @@ def test_the_committed_record_is_the_rerender_of_its_recorded_data():
 def test_the_committed_tuning_table_is_the_small_config():
     recorded = json.loads((RECORD / "results.json").read_text())
     table = next(t for t in recorded["tables"] if t["title"] == claims.TUNING_TABLE)
-    assert table == claims.tuning_table(pipeline.config("small"), list(recorded["methods"]))
+    fresh = claims.tuning_table(pipeline.config("small"), list(recorded["methods"]))
+    assert [r[:3] for r in table["rows"]] == [r[:3] for r in fresh["rows"]]  # the values tried
 
 
 def test_the_committed_vocabulary_table_has_the_captions_gap():

@@ -23,16 +23,16 @@ def test_smoke_reproduce_writes_every_method_and_claim(smoke):
     _, out, results = smoke
     assert set(results["methods"]) == set(METHODS)
     # two downstream tasks + the pre-trained model's upstream + the three tables the claims read
-    assert len(results["tables"]) == 6
+    assert len(results["tables"]) == 7
     assert [t["title"] for t in results["tables"][3:]] == [claims.VOCAB_TABLE, claims.TUNING_TABLE,
-                                                          claims.CURVE_TABLE]
+                                                          claims.SWEEP_TABLE, claims.CURVE_TABLE]
     assert [r[0] for r in results["tables"][0]["rows"]][0] == "pre-trained (no fine-tuning)"
     texts = [c["claim"] for c in results["claims"]]
     assert sum("best harmonic mean" in t for t in texts) == 2
     validate(results)
     assert results["schema"] == 2 and len(results["claims"]) == 8
     assert all(c["verdict"] in VERDICTS for c in results["claims"])
-    curves = results["tables"][5]["rows"]
+    curves = results["tables"][6]["rows"]
     assert {(r[0], r[1]) for r in curves} == {(t, m) for t in ("caption_textured", "mcqa") for m in METHODS}
     assert all(c["preconditions"] and all(p["value"] != "not recorded" for p in c["preconditions"])
                for c in results["claims"])
@@ -40,6 +40,44 @@ def test_smoke_reproduce_writes_every_method_and_claim(smoke):
     assert claims.claims_of(results) == results["claims"]
     assert (out / results["plots"][0]).read_bytes()[:4] == b"\x89PNG"
     assert results["methods"]["spider"]["mcqa H"]["n"] == 2
+
+
+def test_the_sweeps_choose_on_validation_and_the_post_hoc_rules_reuse_full_ft(smoke):
+    _, out, results = smoke
+    tables = {t["title"]: t for t in results["tables"]}
+    tuning = {r[0]: r for r in tables[claims.TUNING_TABLE]["rows"]}
+    assert tuning["l2sp"][2] == [0.01, 0.1] and tuning["dare"][2] == [0.5, 0.9]
+    assert tuning["l2sp"][3].startswith("best validation H") and tuning["grafting"][3].startswith("set once")
+    sweep = tables[claims.SWEEP_TABLE]["rows"]
+    assert {(r[0], r[1]) for r in sweep} == {(t, m) for t in ("caption_textured", "mcqa") for m in ("l2sp", "dare")}
+    raw = json.loads((out / "raw.json").read_text())
+    for task in ("caption_textured", "mcqa"):
+        for m in ("l2sp", "dare"):
+            rows = [r for r in sweep if r[0] == task and r[1] == m]
+            best = max(rows, key=lambda r: r[5])  # the first of equal validation H
+            assert [r[7] for r in rows].count("chosen") == 1 and best[7] == "chosen"
+    runs = raw["runs"]
+    full = {(r["task"], r["seed"]): r for r in runs if r["method"] == "full_ft"}
+    for r in runs:
+        if r["method"] in ("dare", "grafting"):  # full FT's training, step for step: its curve
+            assert r["loss_curve"] == full[(r["task"], r["seed"])]["loss_curve"]
+            assert r["run_dir"] != full[(r["task"], r["seed"])]["run_dir"]
+    assert sorted(r["seed"] for r in runs if r["method"] == "l2sp" and r["task"] == "mcqa") == [0, 1]
+
+
+def test_the_validation_split_shares_no_image(smoke):
+    cfg = _cfg(smoke[0])
+    key = pipeline._image_key
+    for task in ("caption_textured", "mcqa"):
+        val = pipeline.downstream_val(cfg, task)
+        assert len(val) == cfg.data.downstream_val
+        others = {key(e) for e in pipeline.downstream_train(cfg, task) + pipeline.downstream_eval(cfg, task)}
+        assert not others & {key(e) for e in val}
+    up_val, _ = pipeline.val_sets(cfg, "mcqa")
+    up_test, _ = pipeline.eval_sets(cfg, downstream=False)
+    for task, examples in up_val.items():
+        assert len(examples) == cfg.data.upstream_val
+        assert not {key(e) for e in examples} & {key(e) for e in up_test[task]}
 
 
 def _cfg(root, *extra):

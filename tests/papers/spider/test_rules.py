@@ -15,6 +15,7 @@ from papers.spider.baselines import (
     MagnitudeMask,
     RandomMask,
     build_rule,
+    half_group,
 )
 from papers.spider.spider import SPIDER, Rule, rank_importance, rule_callback, spider_mask
 
@@ -162,6 +163,52 @@ def test_half_ft_freezes_half_of_the_tensors():
     _step(lin, rule)
     unchanged = [torch.equal(p.detach(), theta0[n]) for n, p in lin.named_parameters()]
     assert sorted(unchanged) == [False, True]
+
+
+def _llama_like_names():
+    names = [f"lm.layers.{i}.{m}.{w}.weight" for i in (2, 3) for m, ws in
+             (("self_attn", ("q_proj", "k_proj", "v_proj", "o_proj")), ("mlp", ("gate_proj", "up_proj", "down_proj")))
+             for w in ws]
+    names += [f"lm.layers.{i}.{n}.weight" for i in (2, 3) for n in ("input_layernorm", "post_attention_layernorm")]
+    return names + ["projector.linear_1.weight", "projector.linear_1.bias", "projector.linear_2.weight",
+                    "projector.linear_2.bias"]
+
+
+def test_half_group_is_the_kind_of_weight_matrix_within_a_layer():
+    assert half_group("lm.layers.3.self_attn.q_proj.weight") == "lm.layers.3.self_attn"
+    assert half_group("lm.layers.3.mlp.down_proj.weight") == "lm.layers.3.mlp"
+    assert half_group("lm.layers.3.input_layernorm.weight") == "lm.layers.3.norms"
+    assert half_group("projector.linear_2.bias") == "projector"
+
+
+def test_half_ft_redraws_the_half_every_epoch_within_each_kind():
+    params = [(n, nn.Parameter(torch.zeros(2))) for n in _llama_like_names()]
+    rule = HalfFT(seed=3, steps_per_epoch=2)
+    rule.start(params)
+    draws = []
+    for step in range(6):
+        if step % 2 == 0:
+            draws.append(frozenset(rule.frozen_names()))
+        for _, p in params:
+            p.grad = torch.ones(2)
+            with torch.no_grad():
+                p.add_(1.0)
+        rule.after_step()
+        for n, p in params:  # the frozen half stays at θ₀, the other half moved
+            assert bool((p.detach() == 0).all()) == (n in draws[-1])
+        if step == 2:
+            saved = rule.state_dict()
+    groups = {}
+    for n in _llama_like_names():
+        groups.setdefault(half_group(n), []).append(n)
+    for frozen in draws:
+        for names in groups.values():  # half of every kind (4 attention, 2 norms, ...), 3 MLP: 1 or 2
+            assert len(frozen & set(names)) in {len(names) // 2, (len(names) + 1) // 2}
+    assert len(set(draws)) == 3  # a new half in each of the three epochs
+    resumed = HalfFT(seed=3, steps_per_epoch=2)
+    resumed.start(params)
+    resumed.load_state_dict(saved)  # after step 3 of 6: in epoch 1
+    assert frozenset(resumed.frozen_names()) == draws[1]
 
 
 def test_l2sp_adds_the_penalty_gradient():

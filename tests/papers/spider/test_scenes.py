@@ -240,5 +240,23 @@ def test_pretraining_choice_task_letters_point_at_the_scene_answer():
             assert right == s.find(color, shape).position and set(e["choices"]) <= set(POSITIONS.values())
     assert kinds == {"color", "count", "position"}
     assert corpora.score(exs[:2], [f"({exs[0]['answer']})", "Z"]) == 0.5
-    mixture = corpora.upstream_examples(60, seed=0, tasks=corpora.PRETRAIN_TASKS)
+    mixture = corpora.upstream_examples(70, seed=0, tasks=corpora.PRETRAIN_TASKS)
     assert sorted(e["task"] for e in mixture) == sorted(t for t in corpora.PRETRAIN_TASKS for _ in range(10))
+
+
+def test_the_describe_task_uses_every_downstream_word():
+    """The pre-training "describe" sentences contain every word of the downstream captions
+    and multiple-choice answers (issue 23), in templates of their own."""
+    styles = ["plain", "textured", "dark"]
+    describe = corpora.upstream_task_examples(corpora.DESCRIBE_TASK, 300, seed=0, styles=styles)
+    seen = {w for e in describe for w in re.findall(r"[A-Za-z]+", e["answer"])}
+    assert {e["prompt"] for e in describe} == {"describe the image in one sentence."}
+    assert {"ball", "wedge", "striped", "and", "on", "same", "number"} <= seen
+    mixture = corpora.upstream_examples(700, seed=0, tasks=corpora.PRETRAIN_TASKS, styles=styles)
+    seen |= {w for e in mixture for w in re.findall(r"[A-Za-z]+", e["prompt"] + " " + e["answer"])}
+    captions = corpora.downstream_examples("caption_textured", 300, seed=0)
+    mcqa = corpora.downstream_examples("mcqa", 300, seed=0, mc_answer="text")
+    words = {w for e in captions + mcqa for w in re.findall(r"[A-Za-z]+", e["answer"])}
+    assert words - seen == set()
+    refs = {r for e in captions for r in e["references"]}
+    assert not refs & {e["answer"] for e in describe}  # other sentences, not the downstream ones
