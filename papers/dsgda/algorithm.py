@@ -75,11 +75,15 @@ def local_step(problem, x: torch.Tensor, y: torch.Tensor, batch: torch.Tensor,
                lr_x: torch.Tensor, lr_y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One simultaneous descent/ascent step on every (replica, client): x, y (R, c, d)."""
     gx, gy = problem.grads(x, y, batch)
-    return x - lr_x[:, None, None] * gx, problem.project_y(y + lr_y[:, None, None] * gy)
+    return problem.project_x(x - lr_x[:, None, None] * gx), problem.project_y(y + lr_y[:, None, None] * gy)
 
 
 class Recorder:
     """Consensus averages x̄_t, ȳ_t and their time averages (1/t) Σ_{s≤t} x̄_s at the horizons.
+
+    It also records, per neighbouring pair (2p, 2p + 1), the per-client distance of the last
+    iterates (1/m) Σ_i ‖x_i − x′_i‖ + ‖y_i − y′_i‖ ≥ ‖x̄ − x̄′‖ + ‖ȳ − ȳ′‖: the consensus error
+    that both coupled runs share cancels in the averages but not client by client.
 
     Each client keeps the running sum of its own iterates; since averaging is linear, the
     time average of x̄ is the client mean of those sums, so the only reductions happen at the
@@ -89,7 +93,7 @@ class Recorder:
     def __init__(self, hs: list[int], mean: Callable[[torch.Tensor], torch.Tensor]):
         self.hs, self.mean = set(hs), mean
         self.sum_x = self.sum_y = None
-        self.out: dict[str, list] = {k: [] for k in ("x", "y", "x_avg", "y_avg", "consensus")}
+        self.out: dict[str, list] = {k: [] for k in ("x", "y", "x_avg", "y_avg", "consensus", "client_eps", "client_eps_avg")}
         self.steps: list[int] = []
 
     def update(self, t: int, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -105,10 +109,19 @@ class Recorder:
         self.out["x_avg"].append(self.mean(self.sum_x) / t)
         self.out["y_avg"].append(self.mean(self.sum_y) / t)
         self.out["consensus"].append(self.mean(spread)[:, 0].sqrt())
+        if x.shape[0] % 2 == 0:  # replicas (2p, 2p + 1) are neighbouring pairs: per-client distance
+            per_client = (x[0::2] - x[1::2]).norm(dim=-1) + (y[0::2] - y[1::2]).norm(dim=-1)
+            self.out["client_eps"].append(self.mean(per_client[..., None])[:, 0])
+            sx, sy = self.sum_x / t, self.sum_y / t  # every client's own time average
+            per_client = (sx[0::2] - sx[1::2]).norm(dim=-1) + (sy[0::2] - sy[1::2]).norm(dim=-1)
+            self.out["client_eps_avg"].append(self.mean(per_client[..., None])[:, 0])
 
     def trace(self) -> dict:
-        """{"T": [H], "x": (R, H, dx), "y", "x_avg", "y_avg": likewise, "consensus": (R, H)}."""
-        out = {k: torch.stack(v, 1) for k, v in self.out.items()}
+        """{"T": [H], "x": (R, H, dx), "y", "x_avg", "y_avg": likewise, "consensus": (R, H),
+        "client_eps": (R/2, H), the per-client distance (1/m) Σ_i ‖x_i − x′_i‖ + ‖y_i − y′_i‖ of the
+        pairs (2p, 2p + 1) of last iterates, "client_eps_avg" the same of the clients' time averages
+        (both absent for an odd R)}."""
+        out = {k: torch.stack(v, 1) for k, v in self.out.items() if v}
         out["T"] = list(self.steps)
         return out
 

@@ -9,22 +9,25 @@ from dataclasses import dataclass, field
 
 from shared.config import Common, check_subset, choice, nonempty, num, nums
 
-SETTINGS = ("cc", "scsc", "plsc", "ncnc")
+SETTINGS = ("cc", "scsc", "plsc", "ncnc", "bilinear", "nonpl")
 TOPOLOGIES = ("full", "ring", "torus", "star", "graph", "matrix")
-SWEEPS = ("T", "eta", "K", "topology", "m", "N", "split")
+SWEEPS = ("T", "eta", "K", "topology", "m", "N", "split", "K_skew", "topology_skew")
 
 
 @dataclass
 class ProblemConfig:
     """The min-max objective f(x, y; z) and its domain Y."""
 
-    setting: str = choice("cc", *SETTINGS)  # cc/scsc: AUC maximisation (SOLAM form); plsc: group-DRO least squares; ncnc: coupled sin² toy
+    setting: str = choice("cc", *SETTINGS)  # cc/scsc: AUC maximisation (SOLAM form); plsc: group-DRO least squares; ncnc: two-sided-PL sin² toy; bilinear: bilinear game on boxes; nonpl: sin² toy that is PL on neither side
     l2: float = num(0.01, gt=0)  # scsc: λ of the (λ/2)‖w‖² term that makes AUC strongly convex in x (λ = 0 is cc)
     y_radius: float = num(2.0, gt=0)  # Y: α ∈ [−r, r] (AUC), y ∈ [0, r]^G (PL-SC), y ∈ [−r, r]^d (NC-NC)
     plsc_rank: int = num(5, ge=1)  # PL-SC: rank of the feature matrix (< features, so F(·, y) is PL but not strongly convex)
     plsc_mu: float = num(1.0, gt=0)  # PL-SC: strong concavity μ of the −(μ/2)‖y‖² term
     ncnc_dim: int = num(4, ge=1)  # NC-NC: dimension d of x and of y
     ncnc_scale: float = num(0.5, ge=0)  # NC-NC: scale of the data offsets (u, v)
+    nonpl_radius: float = num(4.0, gt=0)  # nonpl: Y = [−r, r]^d (r ≥ π keeps the spurious local maxima near ±π inside Y)
+    bilinear_dim: int = num(3, ge=1)  # bilinear: dimension d of x and of y (X = Y = [−y_radius, y_radius]^d)
+    bilinear_noise: float = num(0.5, ge=0)  # bilinear: per-sample noise σ of (A_z, b_z, c_z)
     init_scale: float = num(0.1, ge=0)  # initial x, y ~ init_scale · N(0, I) (the same on every client)
 
 
@@ -34,8 +37,8 @@ class DataConfig:
 
     dataset: str = choice("auto", "auto", "synthetic", "breast_cancer")  # cc/scsc: make_classification or breast_cancer; plsc/ncnc: their own generator ("auto")
     features: int = num(20, ge=1)  # make_classification / make_regression features
-    pool_samples: int = num(20000, ge=2)  # samples generated; clients, replacements and the test set are drawn from them
-    test_samples: int = num(5000, ge=1)  # held-out samples: the population-risk proxy
+    pool_samples: int = num(20000, ge=2)  # samples generated; clients and replacements are drawn from them, and D = uniform on the pool (exact population moments)
+    test_samples: int = num(5000, ge=1)  # held-out samples: task scores (AUC) only; the population is the pool itself
     data_seed: int = num(0, ge=0)  # seed of the generated pool (fixed across seeds)
     split: str = choice("iid", "iid", "label_skew")  # how samples reach clients
     skew_alpha: float = num(0.3, gt=0)  # label_skew: Dirichlet concentration of each client's label mix (small = skewed)
@@ -71,7 +74,7 @@ class SweepConfig:
     """`reproduce`: which trends are measured, on which settings, with how many pairs."""
 
     settings: list[str] = nonempty(list(SETTINGS))  # problems swept
-    sweeps: list[str] = nonempty(list(SWEEPS))  # trends measured (T is read off every run)
+    sweeps: list[str] = nonempty(list(SWEEPS))  # trends measured (T is read off every run); K_skew/topology_skew: the ring K sweep and the topology sweep on label-skewed splits
     pairs: int = num(8, ge=1)  # neighbouring-dataset pairs per seed and grid point
     etas: list[float] = nums([0.005, 0.01, 0.05], gt=0)  # η grid (η_x = η_y)
     local_steps: list[int] = nums([1, 2, 5, 10, 20], ge=1)  # K grid (every K ≤ sgda.steps)

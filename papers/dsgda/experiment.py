@@ -21,7 +21,11 @@ from papers.dsgda.problems import Pool, make_problem
 from papers.dsgda.topology import as_tensor, describe, mixing_matrix
 from shared import UserError
 
-OUTPUT_OF_SETTING = {"cc": "avg", "scsc": "last", "plsc": "last", "ncnc": "last"}  # brief: time averages for C-C
+# The brief's output for C-C is the time average (cc). For the bilinear game it is the last
+# iterate: SGDA rotates around the saddle, so the time average of the coupled runs' difference
+# averages out and stays bounded, while the last iterates drift apart (both are measured).
+OUTPUT_OF_SETTING = {"cc": "avg", "scsc": "last", "plsc": "last", "ncnc": "last",
+                     "bilinear": "last", "nonpl": "last"}
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,13 @@ def grid(cfg: DSGDAConfig) -> dict[str, list[tuple[object, Point]]]:
         out["N"] = [(total, _replace(base, n=_per_client(total, base.m, "N"))) for total in sw.total_samples]
     if "split" in sw.sweeps:
         out["split"] = [(s, _replace(base, split=s)) for s in ("iid", "label_skew")]
+    if "K_skew" in sw.sweeps:  # the ring K sweep on label-skewed clients
+        out["K_skew"] = [(("ring", k), _replace(base, K=k, topology="ring", split="label_skew"))
+                         for k in sw.local_steps]
+    if "topology_skew" in sw.sweeps:
+        m = max(sw.clients)
+        out["topology_skew"] = [(t, _replace(base, m=m, n=_per_client(N, m, "topology_skew"), topology=t,
+                                             split="label_skew")) for t in sw.topologies]
     return out
 
 
@@ -161,7 +172,8 @@ def problem_for(cfg: DSGDAConfig, setting: str):
 
 def summarise(cfg: DSGDAConfig, problem, pool: Pool, reps: Replicas, trace: dict,
               points: list[Point], setting: str) -> dict:
-    """Per point: ε and every measure for both outputs, averaged over its replicas/pairs, and
+    """Per point: ε, the per-client distance and every measure for both outputs, averaged over
+    its replicas/pairs (the weak PD risks: one expectation over the point's replicas), and
     the contraction η_x·μ_x·T at every horizon (see measures.x_curvature)."""
     pairs = cfg.sweep.pairs
     for key in ("x", "y"):
@@ -171,16 +183,24 @@ def summarise(cfg: DSGDAConfig, problem, pool: Pool, reps: Replicas, trace: dict
             raise UserError(f"{setting}: the iterates diverged at {point.key} (T ≤ {cfg.sgda.steps}); "
                             "use smaller step sizes (sgda.lr_x/lr_y, sweep.etas)")
     out: dict = {"T": list(trace["T"]), "output": OUTPUT_OF_SETTING[setting], "points": {}}
-    per_output = {o: measures.evaluate(problem, reps, trace, pool.z_test, o) for o in measures.OUTPUTS}
+    population = pool.population(problem)
+    groups = torch.arange(len(points)).repeat_interleave(2 * pairs)  # one expectation per grid point
+    per_output = {o: measures.evaluate(problem, reps, trace, population, pool.z_test, o, groups, len(points))
+                  for o in measures.OUTPUTS}
     eps = {o: measures.pair_distance(trace, o) for o in measures.OUTPUTS}
+    client = {o: measures.client_distance(trace, o) for o in measures.OUTPUTS}
     for i, p in enumerate(points):
         rows = slice(2 * pairs * i, 2 * pairs * (i + 1))
         pair_rows = slice(pairs * i, pairs * (i + 1))
         entry = {"W": describe(reps.W[2 * pairs * i].double().numpy())}
         for o in measures.OUTPUTS:
             entry[f"{o}/eps"] = eps[o][pair_rows].mean(0).tolist()
-            for metric, value in per_output[o].items():
+            entry[f"{o}/client_eps"] = client[o][pair_rows].mean(0).tolist()
+            per_replica, weak = per_output[o]
+            for metric, value in per_replica.items():
                 entry[f"{o}/{metric}"] = value[rows].mean(0).tolist()
+            for metric, value in weak.items():
+                entry[f"{o}/{metric}"] = value[i].tolist()
             entry[f"{o}/contraction"] = [p.eta * mu * T for mu, T in zip(entry[f"{o}/mu_x"], out["T"])]
         out["points"][p.key] = entry
     return out

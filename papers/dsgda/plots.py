@@ -29,24 +29,29 @@ def all_plots(res, out: Path) -> list[str]:
         if "N" in res.grid:
             Ns = [v for v, _ in res.grid["N"]]
             series = {}
-            for metric, label in (("eps", "ε"), ("gap", "weak PD gap"), ("test_pd", "test weak PD risk")):
+            for metric, label in (("eps", "ε"), ("gap", "weak PD gap"), ("gap_strong", "strong PD gap"),
+                                  ("pop_pd", "population weak PD risk")):
                 finals = [res.final(setting, p, metric) for _, p in res.grid["N"]]
                 series[label] = (Ns, [np.mean(f) for f in finals], [np.std(f) for f in finals])
             paths.append(line_plot(out / f"{setting}_N.png", series, logx=True,
                                    xlabel="N = m·n", ylabel=f"value at T={T[-1]}",
                                    title=f"{setting}: stability and generalization against N"))
-            series = {f"N={v}": (T, *_band(res.curves(setting, p, "test_primal"))) for v, p in res.grid["N"]}
+            series = {f"N={v}": (T, *_band(res.curves(setting, p, "pop_primal"))) for v, p in res.grid["N"]}
             paths.append(line_plot(out / f"{setting}_risk_T.png", series, logx=True,
-                                   xlabel="T (local steps)", ylabel="test primal risk sup_y F(x̄, y)",
-                                   title=f"{setting}: population-risk proxy against T"))
+                                   xlabel="T (local steps)", ylabel="population primal risk sup_y F_D(x̄, y)",
+                                   title=f"{setting}: population risk against T"))
         if "K" in res.grid:
             series = {}
-            for topo in ("full", "ring"):
-                pts = [(v[1], p) for v, p in res.grid["K"] if v[0] == topo]
+            for sweep, topo, tag in (("K", "full", "full"), ("K", "ring", "ring"), ("K_skew", "ring", "ring skew")):
+                pts = [(v[1], p) for v, p in res.grid.get(sweep, []) if v[0] == topo]
                 Ks = [k for k, _ in pts]
-                for metric, label in (("eps", "ε"), ("consensus", "consensus dist.")):
+                if not pts:
+                    continue
+                for metric, label in (("eps", "ε"), ("client_eps", "per-client"), ("consensus", "consensus dist.")):
                     finals = [res.final(setting, p, metric) for _, p in pts]
-                    series[f"{topo} {label}"] = (Ks, [np.mean(f) for f in finals], [np.std(f) for f in finals])
+                    if topo == "full" and metric == "consensus":
+                        continue  # zero after every mixing step: no point on a log axis
+                    series[f"{tag} {label}"] = (Ks, [np.mean(f) for f in finals], [np.std(f) for f in finals])
             paths.append(line_plot(out / f"{setting}_K.png", series, logx=True, logy=True,
                                    xlabel="K (local steps between mixings)", ylabel=f"value at T={T[-1]}",
                                    title=f"{setting}: local steps, server (full) vs ring"))

@@ -93,7 +93,8 @@ def _label(value):
 
 
 def sweep_rows(res: Results, setting: str) -> list[list]:
-    metrics = [m for m in ("eps", "gap", "test_pd", "test_primal", "test_auc", "consensus", "contraction")
+    metrics = [m for m in ("eps", "client_eps", "gap", "gap_strong", "pop_pd", "pop_pd_strong", "train_pd",
+                           "train_pd_strong", "pop_primal", "test_auc", "consensus", "contraction")
                if res.has(setting, base_point(res.cfg), m)]
     rows = []
     for sweep, entries in res.grid.items():
@@ -105,14 +106,14 @@ def sweep_rows(res: Results, setting: str) -> list[list]:
 
 def curve_rows(res: Results, setting: str) -> list:
     """What the claims read at every horizon: ε and η·μₓ·T of the base point, ε at every η,
-    the test primal risk at every N (per seed)."""
+    the population primal risk at every N (per seed)."""
     def cells(point, metric):
         return [summarize(list(v)) for v in zip(*res.curves(setting, point, metric))]
 
     base = base_point(res.cfg)
     rows = [("T", res.cfg.sgda.steps, m, cells(base, m)) for m in ("eps", "contraction")]
     rows += [("eta", v, "eps", cells(p, "eps")) for v, p in res.grid.get("eta", [])]
-    rows += [("N", v, "test_primal", cells(p, "test_primal")) for v, p in res.grid.get("N", [])]
+    rows += [("N", v, "pop_primal", cells(p, "pop_primal")) for v, p in res.grid.get("N", [])]
     return rows
 
 
@@ -151,9 +152,15 @@ def reproduce(cfg: DSGDAConfig, ctx: Context) -> Path:
                f"ε, gaps and risks are means over {cfg.sweep.pairs} neighbouring-dataset pairs per "
                "seed; ± is the std over seeds. Every number is at the last horizon unless a claim "
                "says otherwise; nothing is a best-over-T pick.",
-               "Outputs: time-averaged consensus iterate for cc, last consensus iterate otherwise.",
-               "The weak PD risks average sup − inf over the replicas of a pair set (the expectation "
-               "outside the sup and inf); the held-out set is the population proxy.",
+               "Outputs: time-averaged consensus iterate for cc and bilinear (C-C), last consensus "
+               "iterate otherwise.",
+               "Weak PD risks (Lei et al. 2021): sup_y′ E[F(x, y′)] − inf_x′ E[F(x′, y)], the expectation "
+               "over the 2·pairs replicas of a grid point inside the sup and the inf; the strong form "
+               "E[sup − inf] is reported beside it as *_strong. The population side is exact: clients "
+               "sample the pool uniformly, so D is that distribution and F_D comes from the pool's "
+               "moments. The held-out set serves the test AUC only.",
+               "Per-client distance: (1/m) Σ_i ‖x_i − x′_i‖ + ‖y_i − y′_i‖ (the clients' time averages "
+               "for a time-averaged output), beside ε on the consensus averages.",
                "η·μₓ·T: step size × the x-curvature of the empirical objective at the output (on "
                "the span of the per-sample gradients) × T; above 1 the coupled runs have been "
                "contracted by curvature (papers/dsgda/measures.py)."])

@@ -18,6 +18,9 @@ class Toy:
     def grads(self, x, y, z):
         return x - z.mean(-2) + y, x - y
 
+    def project_x(self, x):
+        return x
+
     def project_y(self, y):
         return y.clamp(-self.radius, self.radius)
 

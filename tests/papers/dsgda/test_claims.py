@@ -74,7 +74,7 @@ def test_optimal_T_needs_the_turn_over_at_every_N():
                  for i in range(len(T))] for c in SEED_SCALE]
 
     def record(turns):
-        rows = [("N", n, "test_primal", _cells(risk(t))) for n, t in turns.items()]
+        rows = [("N", n, "pop_primal", _cells(risk(t))) for n, t in turns.items()]
         out = _record("cc", _power(0.0), _contraction(1.0), rows)
         out["tables"][0]["rows"] += [["cc", "N", n, 1.0, summarize([1.0, 1.0, 1.0])] for n in turns]
         return Recorded(out)
@@ -97,7 +97,7 @@ def test_a_record_without_curves_is_inconclusive_naming_the_missing_data():
     again = claims.rederive(stripped)
     validate(again)
     by_name = {c["claim"]: c for c in again["claims"]}
-    for name in ("CC: stability grows with T", "SCSC: stability stays bounded in T",
+    for name in ("BILINEAR: stability grows with T", "SCSC: stability stays bounded in T",
                  "PLSC: the population-risk-optimal T grows with N"):
         assert by_name[name]["verdict"] == "inconclusive"
         assert "precondition failed: recorded data available" in by_name[name]["reason"]

@@ -42,7 +42,7 @@ def test_eval_recomputes_the_newest_finished_run(cli, runs):
     assert "equal to summary.json to rounding" in out
     summary = json.loads((seed1 / "summary.json").read_text())
     assert record["matches_summary"] and record["run_dir"] == str(seed1)
-    assert set(record["final"]) == set(summary["final"]) >= {"eps", "gap", "test_pd", "consensus"}
+    assert set(record["final"]) == set(summary["final"]) >= {"eps", "client_eps", "gap", "gap_strong", "pop_pd", "consensus"}
     for key, value in summary["final"].items():
         assert record["final"][key] == pytest.approx(value, rel=1e-9, abs=1e-15), key
 
