@@ -13,6 +13,14 @@ For every image i with candidate c_i and references S_i = {s_i1, ..., s_im}:
 
 With a single image log N = 0, every weight is <= 0 and the score is 0 (as in the COCO code):
 score a corpus, not one sentence.
+
+Tokenizer: the COCO evaluation runs the Stanford PTBTokenizer (Java) first; `tokenize` here is
+lower case, every non-word character a space, split on spaces. On the same tokens the scores
+agree (checked against pycocoevalcap to 2e-16). The tokenizations differ on text our tiny
+captions never hold: PTB splits clitics ("don't" -> "do n't", "dog's" -> "dog 's", which we
+turn into "don t", "dog s"), keeps hyphenated words and decimals whole ("ice-cream", "2.5"; we
+split them), and drops a fixed punctuation list where we drop every non-word character. On
+real Flickr30k / COCO captions expect small differences from the published CIDEr-D.
 """
 
 from __future__ import annotations

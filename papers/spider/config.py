@@ -36,6 +36,8 @@ class ModelConfig:
     heads: int = num(4, ge=1)  # tiny: attention heads (vision and text)
     vocab_size: int = num(600, ge=262)  # tiny: BPE vocabulary trained on the corpora (≥ 256 bytes + 5 special tokens + 1 merge)
     max_length: int = num(2048, ge=1)  # local: longest training sequence (tokens)
+    system_prompt: str = choice("vicuna_v1", "vicuna_v1", "none")  # local: LLaVA-1.5's conversation template's system line, or none
+    image_aspect: str = choice("pad", "pad", "crop")  # local: pad = LLaVA-1.5's pad-to-square with the mean pixel before the processor; crop = the processor's resize + centre crop
 
 
 @dataclass
@@ -55,6 +57,7 @@ class DataConfig:
     local_dir: str = ""  # paper path: a directory with the downstream/upstream datasets (see local.py)
     local_task: str = choice("scienceqa", "flickr30k", "coco", "scienceqa", "iconqa")  # paper path: the downstream dataset `train` fine-tunes on
     local_upstream: list[str] = field(default_factory=list)  # paper path: upstream VQA sets ([] = every one present)
+    local_suffix: str = choice("llava", "llava", "none")  # paper path: append LLaVA-1.5's answer-format instruction to each prompt (local.SUFFIXES), or leave prompts as written
 
     def __post_init__(self) -> None:
         check_subset("data.downstream_tasks", self.downstream_tasks, DOWNSTREAM_TASKS)
@@ -69,6 +72,7 @@ class PretrainConfig:
     lr: float = num(3e-4, gt=0)  # AdamW learning rate; 1e-3 and 5e-4 stalled at the answer marginals in short probes
     batch_size: int = num(32, ge=1)  # pre-training batch (examples)
     seed: int = num(0, ge=0)  # initialisation and data-order seed of the tiny model
+    threads: int = num(1, ge=1)  # torch threads of the pre-training (2 threads on a busy 2-core box ran ~50x slower than 1; the last bits of the weights depend on it)
     # the mixture, in equal shares; "choice" = colour/count/position as options (target: data.mc_answer) [recon]
     tasks: list[str] = nonempty(list(PRETRAIN_TASKS))
     # image domains of the pre-training images (the upstream evaluation stays plain) [recon]

@@ -55,7 +55,7 @@ PRETRAIN_TASKS = UPSTREAM_TASKS + (CHOICE_TASK, DESCRIBE_TASK)
 DOWNSTREAM_TASKS = ("caption_textured", "mcqa")
 CAPTION_TASKS = ("caption", "caption_textured")
 SPLITS = ("train", "test")
-LETTERS = "ABCDE"
+LETTERS = "ABCDEFGH"  # option letters, here and on the paper path (local.py)
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 _TASK_IDS = {t: i for i, t in enumerate(UPSTREAM_TASKS + DOWNSTREAM_TASKS + (CHOICE_TASK, DESCRIBE_TASK))}
@@ -495,9 +495,10 @@ def normalize_answer(text: str) -> str:
 
 
 def mc_letter(text: str) -> str | None:
-    """The option letter in a generated answer ('B', '(B)', 'B) circles' -> 'B')."""
-    m = re.match(r"\s*\(?([A-Ea-e])\b", text)
-    return m.group(1).upper() if m else None
+    """The option letter in a generated answer ('B', '(B)', 'B) circles' -> 'B'). Upper case
+    only: a lower-case 'a' is the article ('a dog'), not option A."""
+    m = re.match(rf"\s*\(?([{LETTERS}])\b", text)
+    return m.group(1) if m else None
 
 
 def majority_baseline(train: Sequence[dict], test: Sequence[dict]) -> float:

@@ -122,8 +122,11 @@ def _evaluate_local(rcfg: SpiderConfig, run: Path, task: str, accelerator) -> di
         accelerator = make_accelerator(rcfg.device, rcfg.precision)
     d = rcfg.data
     up_names = local.upstream_names(d.local_dir, d.local_upstream)
-    sets = {n: local.load_dataset(d.local_dir, n, "test", local._limit(d.upstream_eval), lazy=True) for n in up_names}
-    sets[task] = local.load_dataset(d.local_dir, task, "test", local._limit(d.downstream_eval), lazy=True)
+    suffix = d.local_suffix == "llava"
+    sets = {n: local.load_dataset(d.local_dir, n, "test", local._limit(d.upstream_eval), lazy=True, suffix=suffix)
+            for n in up_names}
+    sets[task] = local.load_dataset(d.local_dir, task, "test", local._limit(d.downstream_eval), lazy=True,
+                                    suffix=suffix)
     model, processor = local.load_llava(rcfg.model.path, rcfg.precision)
     local.llava_groups(model, rcfg.finetune.last_layers)  # the trained tensors in fp32, as in training
     load_final(run, model)

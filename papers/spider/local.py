@@ -36,12 +36,20 @@ directly."). Empty lines are skipped. Names and what they mean:
   the option letter (A, B, ...); the text of one of `choices` is accepted and turned into its
   letter.
 - upstream, VQA (accuracy): `okvqa`, `gqa`, `textvqa`, `ocrvqa` (the ones present are used).
-  With `references` of two or more annotator answers (OKVQA, TextVQA) the score is the VQA
-  accuracy min(1, #matching annotators / 3); otherwise exact match with `answer` (GQA), both
-  after `corpora.normalize_answer`.
+  With `references` of two or more annotator answers (OKVQA, TextVQA: ten) the score is the
+  official VQA accuracy, the mean over the leave-one-annotator-out subsets of
+  min(1, #matches / 3), after the official answer normalisation (`vqa_eval`); otherwise exact
+  match with `answer` after the same normalisation (GQA, OCR-VQA).
 
-Conversation format (LLaVA-1.5's, as its `transformers` model card):
-"USER: <image>\\n{prompt} ASSISTANT: {answer}</s>". The processor expands `<image>` into one
+Conversation format (LLaVA-1.5's vicuna_v1 template): the system line (`model.system_prompt`,
+SYSTEMS), then "USER: <image>\\n{prompt} ASSISTANT: {answer}</s>" ("USER: {prompt} ASSISTANT:
+..." for a text-only question: `"image": null`). With `data.local_suffix=llava` each prompt
+gets LLaVA-1.5's answer-format instruction of its kind on a new line (SUFFIXES: "Answer the
+question using a single word or phrase." for VQA, the option-letter instruction for multiple
+choice), unless it already ends with it. With `model.image_aspect=pad` every image is first
+padded to a square with the processor's mean pixel, as LLaVA-1.5's image_aspect_ratio=pad.
+Converters from the datasets' published formats to this JSONL: `python -m
+papers.spider.convert` (convert.py). The processor expands `<image>` into one
 token per vision feature (576 for LLaVA-1.5 at 336 px). Labels are -100 on everything up to
 and including "ASSISTANT:" and on padding; the answer and </s> are supervised.
 
@@ -60,6 +68,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from papers.spider.corpora import LETTERS
 from shared import UserError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -67,9 +76,33 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 DOWNSTREAM = {"flickr30k": "caption", "coco": "caption", "scienceqa": "mcqa", "iconqa": "mcqa"}
 UPSTREAM = {"okvqa": "vqa", "gqa": "vqa", "textvqa": "vqa", "ocrvqa": "vqa"}
 DATASETS = {**DOWNSTREAM, **UPSTREAM}
-LETTERS = "ABCDEFGH"
 SPLITS = ("train", "test")
 USER_FORMAT = "USER: <image>\n{prompt} ASSISTANT:"
+TEXT_FORMAT = "USER: {prompt} ASSISTANT:"  # a text-only question (ScienceQA has them)
+# LLaVA-1.5's conversation template vicuna_v1 opens with this system line
+SYSTEMS = {"vicuna_v1": "A chat between a curious human and an artificial intelligence assistant. "
+                        "The assistant gives helpful, detailed, and polite answers to the human's questions.",
+           "none": ""}
+# the answer-format instruction LLaVA-1.5's evaluation appends to each kind of question; the
+# caption one is the short-caption instruction of LLaVA-1.5's training mixture [recon]
+SUFFIXES = {"vqa": "Answer the question using a single word or phrase.",
+            "mcqa": "Answer with the option's letter from the given choices directly.",
+            "caption": "Provide a one-sentence caption for the provided image."}
+
+
+def user_turn(example: dict, system: str = "none") -> str:
+    """The conversation up to "ASSISTANT:" for one example (its image token when it has an
+    image), after the system line `system` (a key of SYSTEMS)."""
+    fmt = USER_FORMAT if example.get("image") is not None else TEXT_FORMAT
+    head = SYSTEMS[system]
+    return (head + " " if head else "") + fmt.format(prompt=example["prompt"])
+
+
+def with_suffix(prompt: str, task: str) -> str:
+    """`prompt` with the LLaVA-1.5 answer-format instruction of `task` on its own line
+    (unchanged when it already ends with it)."""
+    suffix = SUFFIXES[task]
+    return prompt if prompt.rstrip().endswith(suffix) else f"{prompt.rstrip()}\n{suffix}"
 RELEVANT = ("model.", "data.", "finetune.", "eval.", "precision")
 
 
@@ -86,12 +119,14 @@ def _strings(value, what: str, path: Path, lineno: int) -> list[str]:
     return list(value)
 
 
-def _parse(obj, name: str, root: Path, path: Path, lineno: int, lazy: bool) -> dict:
+def _parse(obj, name: str, root: Path, path: Path, lineno: int, lazy: bool, suffix: bool = False) -> dict:
     if not isinstance(obj, dict):
         raise _line_error(path, lineno, "expected a JSON object")
-    for key in ("image", "prompt", "answer"):
+    for key in ("prompt", "answer"):
         if not isinstance(obj.get(key), str):
             raise _line_error(path, lineno, f"'{key}' is missing or not a string")
+    if obj.get("image") is not None and not isinstance(obj["image"], str):
+        raise _line_error(path, lineno, "'image' must be a path (a string) or null (a text-only question)")
     task = DATASETS[name]
     answer = obj["answer"].strip()
     choices = _strings(obj["choices"], "choices", path, lineno) if obj.get("choices") is not None else None
@@ -106,13 +141,15 @@ def _parse(obj, name: str, root: Path, path: Path, lineno: int, lazy: bool) -> d
         allowed = LETTERS[: len(choices)] if choices else LETTERS
         if len(answer) != 1 or answer not in allowed:
             raise _line_error(path, lineno, f"'answer' must be an option letter in {allowed}, got {answer!r}")
-    image = (root / obj["image"]).resolve()
-    if not image.is_file():
-        raise _line_error(path, lineno, f"image {image} not found")
+    image = None
+    if obj.get("image") is not None:
+        image = (root / obj["image"]).resolve()
+        if not image.is_file():
+            raise _line_error(path, lineno, f"image {image} not found")
     return {
-        "image": str(image) if lazy else load_image(image),
-        "image_path": str(image),
-        "prompt": obj["prompt"],
+        "image": None if image is None else str(image) if lazy else load_image(image),
+        "image_path": None if image is None else str(image),
+        "prompt": with_suffix(obj["prompt"], task) if suffix else obj["prompt"],
         "answer": answer,
         "task": task,
         "dataset": name,
@@ -122,12 +159,14 @@ def _parse(obj, name: str, root: Path, path: Path, lineno: int, lazy: bool) -> d
 
 
 def load_dataset(local_dir: str | Path, name: str, split: str, limit: int | None = None,
-                 lazy: bool = False) -> list[dict]:
+                 lazy: bool = False, suffix: bool = False) -> list[dict]:
     """Examples of `<local_dir>/<name>/<split>.jsonl` in the corpora format ({"image",
     "prompt", "answer", "task", "references", "choices"} plus "dataset" and "image_path"),
     the first `limit` of them if given. "image" is an (H, W, 3) uint8 RGB array, or with
     `lazy` its absolute path (loaded when a batch is encoded: COCO does not fit in memory).
-    Every image file is checked to exist."""
+    Every image file is checked to exist; an example without an image ("image" null or
+    absent) is a text-only question. `suffix`: append LLaVA-1.5's answer-format instruction
+    of the dataset's kind (`with_suffix`)."""
     if name not in DATASETS:
         raise UserError(f"unknown dataset '{name}' (known: {', '.join(DATASETS)})")
     if split not in SPLITS:
@@ -153,7 +192,7 @@ def load_dataset(local_dir: str | Path, name: str, split: str, limit: int | None
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise _line_error(path, lineno, f"not valid JSON ({exc.msg})") from None
-            out.append(_parse(obj, name, root, path, lineno, lazy))
+            out.append(_parse(obj, name, root, path, lineno, lazy, suffix))
     if not out:
         raise UserError(f"{path} holds no examples")
     return out
@@ -187,17 +226,14 @@ def upstream_names(local_dir: str | Path, names: list[str] | None = None) -> lis
 
 
 def score_local(examples: list[dict], predictions: list[str]) -> float:
-    """Score in percent: CIDEr-D x 100 (captioning), letter accuracy (multiple choice), VQA
-    accuracy min(1, matches / 3) with several annotator answers, else exact match."""
+    """Score in percent: CIDEr-D x 100 (captioning), letter accuracy (multiple choice), the
+    official VQA accuracy (`vqa_eval`: ten annotator answers, or exact match after the
+    official normalisation with one)."""
     from papers.spider import corpora
+    from papers.spider.vqa_eval import vqa_score
 
-    if examples and examples[0]["task"] == "vqa" and any(len(e["references"]) > 1 for e in examples):
-        norm = corpora.normalize_answer
-        hits = []
-        for e, p in zip(examples, predictions, strict=True):
-            refs = e["references"] if len(e["references"]) > 1 else [e["answer"]] * 3
-            hits.append(min(1.0, sum(norm(r) == norm(p) for r in refs) / 3.0))
-        return 100.0 * float(np.mean(hits))
+    if examples and examples[0]["task"] == "vqa":
+        return vqa_score(predictions, [e["references"] or [e["answer"]] for e in examples])
     return corpora.score_percent(examples, predictions)
 
 
@@ -252,10 +288,37 @@ def llava_groups(model, last_layers: int = 2, master_dtype: torch.dtype | None =
 # ---------------------------------------------------------------------------- encoding
 
 
-def _pil(image):
+def pad_to_square(image: np.ndarray, fill) -> np.ndarray:
+    """The image centred on a square canvas of its longer side, filled with `fill` (RGB
+    0-255): LLaVA-1.5's image_aspect_ratio=pad, before the processor's resize."""
+    h, w = image.shape[:2]
+    if h == w:
+        return image
+    side = max(h, w)
+    out = np.empty((side, side, 3), dtype=np.uint8)
+    out[:] = np.asarray(fill, dtype=np.uint8)
+    top, left = (side - h) // 2, (side - w) // 2
+    out[top:top + h, left:left + w] = image
+    return out
+
+
+def _fill(processor) -> tuple[int, ...]:
+    """The processor's mean pixel in 0-255 (LLaVA pads with it)."""
+    mean = getattr(processor.image_processor, "image_mean", None) or (0.5, 0.5, 0.5)
+    return tuple(int(round(255 * m)) for m in mean)
+
+
+def _pil(image, pad=None):
     from PIL import Image
 
-    return Image.fromarray(load_image(image))
+    array = load_image(image)
+    return Image.fromarray(pad_to_square(array, pad) if pad is not None else array)
+
+
+def _images(processor, examples, pad: bool):
+    fill = _fill(processor) if pad else None
+    images = [_pil(e["image"], fill) for e in examples if e.get("image") is not None]
+    return images or None
 
 
 def _prefix_len(tokenizer, prefix: str, full_ids: list[int], n_image: int, image_token: str) -> int:
@@ -268,10 +331,11 @@ def _prefix_len(tokenizer, prefix: str, full_ids: list[int], n_image: int, image
     return n
 
 
-def make_encoder(processor, max_length: int = 2048):
+def make_encoder(processor, max_length: int = 2048, system: str = "none", pad: bool = False):
     """`encode_batch(examples) -> {input_ids, attention_mask, pixel_values, labels}` (right
-    padded, cut to `max_length` tokens) in LLaVA-1.5's format, labels only on the answer
-    and </s>."""
+    padded, cut to `max_length` tokens) in LLaVA-1.5's format (`user_turn` with `system`;
+    images padded to a square with `pad`), labels only on the answer and </s>. A batch of
+    text-only questions has no pixel_values."""
     tok = processor.tokenizer
     image_token = processor.image_token
     image_id = processor.image_token_id
@@ -279,9 +343,9 @@ def make_encoder(processor, max_length: int = 2048):
     def encode_batch(examples: list[dict]) -> dict[str, torch.Tensor]:
         if not examples:
             raise ValueError("encode_batch needs at least one example")
-        prefixes = [USER_FORMAT.format(prompt=e["prompt"]) for e in examples]
+        prefixes = [user_turn(e, system) for e in examples]
         texts = [f"{p} {e['answer']}{tok.eos_token}" for p, e in zip(prefixes, examples)]
-        batch = processor(text=texts, images=[_pil(e["image"]) for e in examples], padding=True,
+        batch = processor(text=texts, images=_images(processor, examples, pad), padding=True,
                           padding_side="right", return_tensors="pt")
         ids, mask = batch["input_ids"], batch["attention_mask"]
         labels = ids.clone()
@@ -292,23 +356,27 @@ def make_encoder(processor, max_length: int = 2048):
             labels[i, :n] = -100
         if ids.shape[1] > max_length:
             ids, mask, labels = ids[:, :max_length], mask[:, :max_length], labels[:, :max_length]
-        return {"input_ids": ids.contiguous(), "attention_mask": mask.contiguous(),
-                "pixel_values": batch["pixel_values"], "labels": labels.contiguous()}
+        out = {"input_ids": ids.contiguous(), "attention_mask": mask.contiguous(), "labels": labels.contiguous()}
+        if "pixel_values" in batch:
+            out["pixel_values"] = batch["pixel_values"]
+        return out
 
     return encode_batch
 
 
 def default_max_new_tokens(processor, examples: list[dict], margin: int = 4) -> int:
-    tok = processor.tokenizer
-    refs = [r for e in examples for r in e["references"]]
-    return max(len(tok(" " + r, add_special_tokens=False)["input_ids"]) for r in refs) + 1 + margin
+    """`mllm.default_max_new_tokens` with the processor's tokenizer."""
+    from papers.spider.mllm import default_max_new_tokens as tokens
+
+    return tokens(examples, processor.tokenizer, margin)
 
 
 @torch.no_grad()
 def generate_local(model, processor, examples: list[dict], max_new_tokens: int | None = None,
-                   batch_size: int = 8, autocast=None) -> list[str]:
+                   batch_size: int = 8, autocast=None, system: str = "none", pad: bool = False) -> list[str]:
     """Greedy answers (left-padded batches), decoded without special tokens and cut at </s>.
-    `autocast`: a context manager factory for mixed precision (accelerator.autocast)."""
+    `autocast`: a context manager factory for mixed precision (accelerator.autocast);
+    `system`, `pad`: as `make_encoder`."""
     from contextlib import nullcontext
 
     if not examples:
@@ -322,11 +390,12 @@ def generate_local(model, processor, examples: list[dict], max_new_tokens: int |
     out: list[str] = []
     for s in range(0, len(examples), batch_size):
         chunk = examples[s:s + batch_size]
-        batch = processor(text=[USER_FORMAT.format(prompt=e["prompt"]) for e in chunk],
-                          images=[_pil(e["image"]) for e in chunk], padding=True,
+        batch = processor(text=[user_turn(e, system) for e in chunk],
+                          images=_images(processor, chunk, pad), padding=True,
                           padding_side="left", return_tensors="pt")
         batch = {k: v.to(device) for k, v in batch.items()}
-        batch["pixel_values"] = batch["pixel_values"].to(vision_dtype)
+        if "pixel_values" in batch:
+            batch["pixel_values"] = batch["pixel_values"].to(vision_dtype)
         with autocast() if autocast is not None else nullcontext():
             gen = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
                                  pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
@@ -352,7 +421,8 @@ def evaluate_local(cfg, model, processor, sets: dict[str, list[dict]], accelerat
         starts = list(range(0, len(examples), bs))
         pairs = []
         for s in starts[rank::world]:
-            preds = generate_local(model, processor, examples[s:s + bs], max_new, bs, autocast)
+            preds = generate_local(model, processor, examples[s:s + bs], max_new, bs, autocast,
+                                   cfg.model.system_prompt, cfg.model.image_aspect == "pad")
             pairs += list(zip(range(s, s + len(preds)), preds))
         if world > 1:
             from accelerate.utils import gather_object
@@ -400,9 +470,11 @@ def run_local(cfg, ctx, method: str | None = None, seed: int | None = None) -> d
     accelerator = Accelerator(mixed_precision=cfg.precision, cpu=cfg.device == "cpu")
     main = accelerator.is_main_process
     # every process validates the data (cheap: images are checked, not read)
-    train_set = load_dataset(d.local_dir, task, "train", _limit(d.downstream_train), lazy=True)
-    down_test = load_dataset(d.local_dir, task, "test", _limit(d.downstream_eval), lazy=True)
-    upstream = {n: load_dataset(d.local_dir, n, "test", _limit(d.upstream_eval), lazy=True) for n in up_names}
+    suffix = d.local_suffix == "llava"
+    train_set = load_dataset(d.local_dir, task, "train", _limit(d.downstream_train), lazy=True, suffix=suffix)
+    down_test = load_dataset(d.local_dir, task, "test", _limit(d.downstream_eval), lazy=True, suffix=suffix)
+    upstream = {n: load_dataset(d.local_dir, n, "test", _limit(d.upstream_eval), lazy=True, suffix=suffix)
+                for n in up_names}
 
     name = f"{method}-{task}"
 
@@ -420,7 +492,7 @@ def run_local(cfg, ctx, method: str | None = None, seed: int | None = None) -> d
 
     model, processor = load_llava(cfg.model.path, cfg.precision)
     groups = llava_groups(model, cfg.finetune.last_layers)
-    encode_batch = make_encoder(processor, max_length)
+    encode_batch = make_encoder(processor, max_length, cfg.model.system_prompt, cfg.model.image_aspect == "pad")
     tracker = None
     if main:
         tracker = Tracker(run_dir, slug=ctx.slug, group=f"{ctx.config_name}-{name}",

@@ -136,8 +136,8 @@ def _all_text(cfg) -> list[str]:
 # Fields the pre-trained tiny model does not depend on: the paper path's (model.source=local
 # reads them) and the fine-tuning runs' evaluation (the tokenizer is trained on every
 # downstream task's training text whatever data.downstream_tasks says).
-NOT_IN_BASE = {"model": ("source", "path", "max_length"),
-               "data": ("local_dir", "local_task", "local_upstream", "downstream_tasks", "downstream_eval",
+NOT_IN_BASE = {"model": ("source", "path", "max_length", "system_prompt", "image_aspect"),
+               "data": ("local_dir", "local_task", "local_upstream", "local_suffix", "downstream_tasks", "downstream_eval",
                         "downstream_val", "upstream_val")}
 
 
@@ -220,10 +220,16 @@ def _build_base(cfg, root: Path, show_progress: bool) -> None:
                              vision_width=m.vision_width, vision_layers=m.vision_layers,
                              text_width=m.text_width, text_layers=m.text_layers, heads=m.heads,
                              seed=p.seed)
-    bar = progress(total=p.steps, desc="pre-train tiny LLaVA", **({} if show_progress else {"disable": True}))
-    losses = mllm.pretrain(model, tokenizer, upstream_train(cfg), p.steps, p.lr, p.batch_size, p.seed,
-                           callback=lambda step, loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.3f}")))
-    bar.close()
+    examples = upstream_train(cfg)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(p.threads)
+    try:
+        bar = progress(total=p.steps, desc="pre-train tiny LLaVA", **({} if show_progress else {"disable": True}))
+        losses = mllm.pretrain(model, tokenizer, examples, p.steps, p.lr, p.batch_size, p.seed,
+                               callback=lambda step, loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.3f}")))
+        bar.close()
+    finally:
+        torch.set_num_threads(threads)
     up, _ = eval_sets(cfg, downstream=False)
     record = {"losses": losses[-50:], "upstream": evaluate(cfg, model, tokenizer, up, {})}
     model.save_pretrained(tmp / "model")

@@ -151,6 +151,9 @@ def reproduce(cfg, ctx: Context) -> Path:
                         "side itself: start it with plain python, not torchrun / accelerate launch (the "
                         "paper path, model.source=local, is the one to launch on several processes)")
     _warn_skipped(cfg.experiment.methods)
+    import torch
+
+    torch.set_num_threads(1)  # the tiny model's ops are too small for intra-op threads (pipeline._build_base)
     out = new_reproduce_dir(cfg.runs_dir, ctx.slug, ctx.config_name)
     write_run_info(out, cfg)
     model, tokenizer, record = pipeline.load_base(cfg)

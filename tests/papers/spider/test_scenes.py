@@ -206,7 +206,10 @@ def test_score_and_letter_parsing():
     preds = [e["answer"] for e in exs]
     assert corpora.score(exs, preds) == 1.0
     assert corpora.score(exs, ["(" + p + ")" for p in preds]) == 1.0
-    assert corpora.mc_letter(" b) circles") == "B" and corpora.mc_letter("none") is None
+    assert corpora.mc_letter(" B) circles") == "B" and corpora.mc_letter("(H)") == "H"
+    # upper case only: "a dog" is an answer, not option A
+    assert corpora.mc_letter(" b) circles") is None and corpora.mc_letter("a dog") is None
+    assert corpora.mc_letter("none") is None
     vqa = corpora.upstream_task_examples("position", 4, seed=0)
     assert corpora.score(vqa, [e["answer"].upper() + "." for e in vqa]) == 1.0
     assert corpora.score_percent(vqa, ["nowhere"] * 4) == 0.0
