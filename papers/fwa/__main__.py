@@ -19,7 +19,7 @@ def data(cfg: FWAConfig, ctx: Context) -> None:
     from papers.fwa.train import load_split
 
     if "convex" in cfg.experiments:
-        for name, (X, _, f_star, _) in convex.prepare(cfg.convex).items():
+        for name, (X, _, f_star, *_) in convex.prepare(cfg.convex).items():
             print(f"convex/{name}: {X.shape[0]} samples, {X.shape[1]} features, F* = {f_star:.10f}")
     if "stability" in cfg.experiments:
         X, _, X_test, _ = stability.pool(cfg.stability)

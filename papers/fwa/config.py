@@ -17,7 +17,7 @@ from shared.config import Common, check_subset, choice, nonempty, num, nums
 
 SCHEDULE_POWERS = {"const": 0.0, "sqrt": 0.5, "inv": 1.0}  # α_t = c · t^(−power)
 BINARY_DATASETS = ("breast_cancer", "synthetic")
-EXPERIMENTS = ("convex", "stability", "nonconvex")
+EXPERIMENTS = ("convex", "nonsmooth", "stability", "nonconvex")
 CIFAR = ("cifar10", "cifar100")
 
 
@@ -69,8 +69,10 @@ class ConvexConfig:
     eval_first: int = num(10, ge=1)  # first horizon (≤ T); a window k is evaluated from T = 2k on (k ≤ T/2)
     eval_points: int = num(14, ge=2)  # log-spaced horizons T at which every output is evaluated (the last is T)
     windows: list[int] = nums([1, 2, 5, 10, 20, 50], ge=1)  # FWA window sizes k (each ≤ T/2)
-    schedules: list[str] = nonempty(["sqrt", "const", "inv"])  # α_t = c/√t, c, c/t
-    lr: dict[str, float] = num({"sqrt": 1.0, "const": 1.0, "inv": 1.0}, gt=0)  # multiplier of the bound-optimal step (see convex.step_constants)
+    window_fractions: list[float] = nums([0.25, 0.5], gt=0, le=0.5, nonempty=False)  # FWA windows k = f·T at every horizon T (f ≤ 1/2); the claims need k ≥ 2 τ̂
+    schedules: list[str] = nonempty(["sqrt", "const", "inv"])  # α_t = c/√t, c, c/(t + t₀)
+    lr: dict[str, float] = num({"sqrt": 1.0, "const": 1.0, "inv": 1.0}, gt=0, le=2)  # multiplier of the smoothness-capped step (convex.step_constants): α₁·β ≤ this (≤ 2, the theorems' α ≤ 2/β)
+    inv_shift: float = num(0.05, ge=0, le=1)  # t₀ = inv_shift·T of the decaying step c/(t + t₀)
     ema_decay: float = num(0.99, ge=0, lt=1)  # EMA baseline, per step
     theory_c0: float = num(2.0, ge=0)  # C₀ in FWA's (C₀ + log(T/k)) factor [recon: the paper's constant is not public]
 
@@ -80,6 +82,22 @@ class ConvexConfig:
         _check_lr("convex", self.schedules, self.lr)
         if _in_range(self):
             _check_horizons("convex", self.steps, self.eval_first, self.windows)
+
+
+@dataclass
+class NonsmoothConfig:
+    """Experiment 1b: the non-smooth convex construction of Harvey et al. (2019), where the
+    last iterate pays the log T factor (papers/fwa/nonsmooth.py)."""
+
+    horizons: list[int] = nums([64, 128, 256, 512, 1024, 2048, 4096, 8192], ge=4)  # T (one instance of dimension T per horizon)
+    fractions: list[float] = nums([0.5, 0.125], gt=0, le=0.5)  # FWA windows k = f·T
+    windows: list[int] = nums([8], ge=1, nonempty=False)  # fixed FWA windows k (used where k ≤ T/2)
+    lr: float = num(1.0, gt=0, le=1)  # c of η_t = c/√t (the construction's lower bound is for c = 1)
+
+    def __post_init__(self) -> None:
+        if _in_range(self) and len(set(self.horizons)) < 3:
+            raise ValueError("config key 'nonsmooth.horizons': a trend in T needs at least 3 "
+                             f"distinct horizons (got {sorted(set(self.horizons))})")
 
 
 @dataclass
@@ -100,7 +118,7 @@ class StabilityConfig:
     eval_points: int = num(12, ge=2)  # log-spaced horizons (the last is T)
     windows: list[int] = nums([1, 10, 100, 1000], ge=1)  # FWA window sizes k (each ≤ T/2)
     schedules: list[str] = nonempty(["const", "inv"])  # constant α and c/t
-    lr: dict[str, float] = num({"const": 0.05, "inv": 0.5}, gt=0)  # c per schedule
+    lr: dict[str, float] = num({"const": 0.05, "inv": 0.1}, gt=0)  # c per schedule (α₁ = c; the bounds need α_t ≤ 2/β, ≈ 0.149 on the default pool)
 
     def __post_init__(self) -> None:
         check_subset("stability.models", self.models, ("convex", "nonconvex"))
@@ -134,6 +152,7 @@ class TrainConfig:
     lawa_windows: list[int] = nums([5, 10], ge=1)  # LAWA k over epoch ends (fewer epochs so far: all of them)
     fwa_windows: list[int] = nums([], ge=1, nonempty=False)  # optional FWA k over steps (each ≤ T/2, T = epochs × steps per epoch)
     ema_decay: float = num(0.998, ge=0, lt=1)  # EMA baseline, per step
+    swa_start: float = num(0.75, ge=0, lt=1)  # SWA averages the epoch ends after this fraction of the epochs (0 = since the start); its step size is SGD's own (constant at small scale)
     eval_every: int = num(1, ge=1)  # evaluate every method every N epochs
     train_eval_samples: int = num(10000, ge=1)  # training samples used to measure train metrics
     checkpoint_every: int = num(1, ge=1)  # save a checkpoint every N epochs
@@ -155,6 +174,7 @@ class FWAConfig(Common):
     experiments: list[str] = nonempty(list(EXPERIMENTS))  # what reproduce runs (non-empty subset of convex, stability, nonconvex)
     eval_run: str = ""  # `eval`: the training run directory to evaluate ("" = the newest finished one)
     convex: ConvexConfig = dataclasses.field(default_factory=ConvexConfig)
+    nonsmooth: NonsmoothConfig = dataclasses.field(default_factory=NonsmoothConfig)
     stability: StabilityConfig = dataclasses.field(default_factory=StabilityConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
 

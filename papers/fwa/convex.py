@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from papers.fwa.averaging import fraction_label
 from papers.fwa.config import ConvexConfig
 from papers.fwa.data import binary_dataset
 from papers.fwa.problems import LogisticProblem, optimum
@@ -23,21 +24,43 @@ from shared.seeding import torch_generator
 from shared.tracking import Tracker, progress
 
 
-def step_constants(X: np.ndarray, y: np.ndarray, w_star: np.ndarray, l2: float, T: int) -> dict:
-    """The step sizes that minimise the classical bound (D²/c + cG²)·rate, per schedule.
+def smoothness(X: np.ndarray, l2: float) -> float:
+    """β of every per-sample loss log(1 + exp(−y x·w)) + (λ/2)‖w‖²: max‖x‖²/4 + λ."""
+    return float((np.asarray(X, dtype=np.float64) ** 2).sum(1).max() / 4.0 + l2)
 
-    D = ‖w₀ − w*‖ (w₀ = 0) and G² = E‖∇f(w₀; z)‖², so c = D/G for α_t = c/√t and for
-    α_t = c/t, and the horizon-optimal constant step α = D/(G√T). The config's `lr`
-    multiplies these, so one setting means the same thing on every dataset.
+
+def step_constants(X: np.ndarray, y: np.ndarray, w_star: np.ndarray, l2: float, T: int,
+                   inv_shift: float = 0.05) -> dict:
+    """Step sizes that respect smoothness, per schedule (α_t = c·(t + s)^(−p)).
+
+    The classical bound (D²/c + cG²)·rate is smallest at c = D/G, with D = ‖w₀ − w*‖
+    (w₀ = 0) and G² = E‖∇f(w₀; z)‖². On ill-conditioned data that step is far beyond the
+    smoothness of single samples (breast-cancer: D/G ≈ 1.63 against 1/β ≈ 0.0095), so the
+    first step is capped at 1/β, β = max‖x‖²/4 + λ (α·β ≤ 1, inside the α ≤ 2/β the
+    stability theorems and the descent lemma need):
+    - c/√t: c = min(D/G, 1/β);
+    - constant: α = min(D/(G√T), 1/β) (the horizon-optimal constant step, capped);
+    - c/(t + t₀) with t₀ = `inv_shift`·T: c = min(D/G, 1/β)·(1 + t₀), so α₁ is the capped
+      step and the step falls like 1/t over the second part of the run (a plain c/t with
+      c·μ ≪ 1 stalls: it never converges within T).
+    Returns {"lr": c per schedule, "shift": s per schedule, "first": α₁ per schedule,
+    "beta": β, "bound_optimal": D/G}. The config's `lr` multiplies "lr" (and α₁).
     """
     grads = -(y * 0.5)[:, None] * X  # ∇f(0; z) = −y σ(0) x (the λw term vanishes at 0)
     G = float(np.sqrt((grads**2).sum(1).mean()))
     c = float(np.linalg.norm(w_star)) / G
-    return {"sqrt": c, "inv": c, "const": c / np.sqrt(T)}
+    beta = smoothness(X, l2)
+    first = min(c, 1.0 / beta)
+    t0 = float(inv_shift * T)
+    lr = {"sqrt": first, "const": min(c / np.sqrt(T), 1.0 / beta), "inv": first * (1.0 + t0)}
+    return {"lr": lr, "shift": {"sqrt": 0.0, "const": 0.0, "inv": t0},
+            "first": {"sqrt": first, "const": lr["const"], "inv": first},
+            "beta": beta, "bound_optimal": c}
 
 
 def prepare(cfg: ConvexConfig) -> dict[str, tuple]:
-    """Per dataset: (X, y, F*, step constants) with F* from a Newton solve."""
+    """Per dataset: (X, y, F*, step constants c, shifts s, steps record) with F* from a
+    Newton solve; the record holds α₁ and β per schedule (α₁·β ≤ lr multiplier)."""
     out = {}
     for name in cfg.datasets:
         X, y = binary_dataset(name, cfg.synthetic_samples, cfg.synthetic_features, cfg.data_seed)
@@ -45,8 +68,12 @@ def prepare(cfg: ConvexConfig) -> dict[str, tuple]:
             w_star, f_star = optimum(X, y, cfg.l2)
         except UserError as exc:
             raise UserError(f"convex/{name} with convex.l2={cfg.l2:g}: {exc}") from None
-        base = step_constants(X, y, w_star, cfg.l2, cfg.steps)
-        out[name] = (X, y, f_star, {s: cfg.lr[s] * base[s] for s in cfg.schedules})
+        base = step_constants(X, y, w_star, cfg.l2, cfg.steps, cfg.inv_shift)
+        lrs = {s: cfg.lr[s] * base["lr"][s] for s in cfg.schedules}
+        shifts = {s: base["shift"][s] for s in cfg.schedules}
+        steps = {"beta": base["beta"], "bound_optimal": base["bound_optimal"],
+                 "first": {s: cfg.lr[s] * base["first"][s] for s in cfg.schedules}}
+        out[name] = (X, y, f_star, lrs, shifts, steps)
     return out
 
 
@@ -83,11 +110,11 @@ def run_dataset(cfg: ConvexConfig, seed: int, index: int, name: str, dataset: tu
     generator seeded by (seed, dataset)). Schedules are compared across independent
     trajectories; what shares a trajectory is every averaged output of one schedule (SGD,
     FWA-k, SWA, EMA are all read off that schedule's iterates)."""
-    X, y, f_star, lrs = dataset
+    X, y, f_star, lrs, shifts, _ = dataset
     M = len(cfg.schedules)
     problem = LogisticProblem(torch.tensor(X).expand(M, *X.shape),
                               torch.tensor(y).expand(M, *y.shape), cfg.l2)
-    c, power = schedule_tensors(cfg.schedules, lrs, 1)
+    c, power, shift = schedule_tensors(cfg.schedules, lrs, 1, shifts)
     record: dict = {s: {} for s in cfg.schedules}
     quarter, half = max(1, cfg.steps // 4), cfg.steps // 2
     tail = torch.zeros(cfg.steps - half, M, X.shape[1], dtype=torch.float64)
@@ -116,7 +143,8 @@ def run_dataset(cfg: ConvexConfig, seed: int, index: int, name: str, dataset: tu
                    windows=cfg.windows,
                    eval_at=horizons(cfg.eval_first, cfg.steps, cfg.eval_points),
                    generator=torch_generator(seed * 7919 + index), groups=torch.arange(M),
-                   on_eval=on_eval, on_step=on_step, ema_decay=cfg.ema_decay, progress=bar)
+                   on_eval=on_eval, on_step=on_step, ema_decay=cfg.ema_decay, progress=bar,
+                   fractions=cfg.window_fractions, shift=shift)
     series = suboptimality_series(problem, tail, f_star)
     diagnostics = {schedule: {"quarter": at_quarter[s], "tau": autocorrelation_time(series[:, s]),
                               "length": len(series)}
@@ -167,6 +195,14 @@ def aggregate(cfg: ConvexConfig, per_seed: list[dict]) -> dict:
                 base = sgd[[entry["sgd"]["T"].index(T) for T in fwa["T"]]]
                 fwa["ratio"] = (np.array(fwa["mean"]) / base).tolist()
                 fwa["theory"] = [convergence_ratio(T, k, cfg.theory_c0) for T in fwa["T"]]
+            for f in cfg.window_fractions:
+                fwa = entry.get(f"fwaT{fraction_label(f)}")
+                if fwa is None:
+                    continue
+                base = sgd[[entry["sgd"]["T"].index(T) for T in fwa["T"]]]
+                fwa["ratio"] = (np.array(fwa["mean"]) / base).tolist()
+                fwa["theory"] = [convergence_ratio(T, max(1, int(f * T)), cfg.theory_c0)
+                                 for T in fwa["T"]]
     return summary
 
 

@@ -9,8 +9,9 @@ is downloaded, no CIFAR files are read).
     python -m papers.fwa.gpu_check --size tiny --steps 3      # CPU (the test)
 
 Two rows: the paper config as it is (LAWA k = 5, 10 over epoch ends, so per step only EMA),
-and the same with FWA step windows k = 5, 10 (a 10-slot ring buffer of the weights, pushed
-every step). FLOPs per step are counted once with torch.utils.flop_counter.FlopCounterMode
+and the same with FWA step windows k = 5, 10 (running sums over the last k steps before
+each evaluation horizon, `averaging.HorizonWindows`: the measured steps lie outside every
+window unless a horizon falls among them, which is the amortised cost of a real run). FLOPs per step are counted once with torch.utils.flop_counter.FlopCounterMode
 (forward and backward of the network; the averaging's element-wise work is not counted), so
 MFU is against bf16 dense peak. Per-epoch work (LAWA push, BatchNorm re-estimation and
 evaluation) is not in the step.
@@ -85,14 +86,16 @@ def measure_row(size: str, steps: int, device: torch.device, fwa: list[int]) -> 
         step()
     flops = float(counter.get_total_flops())
     params = sum(p.numel() for p in trainer.net.parameters())
-    ring = trainer.averagers.steps
+    horizon = trainer.averagers.horizon
     averaging = "EMA per step, LAWA k=5,10 per epoch" + (
         f", FWA k={','.join(map(str, fwa))} per step" if fwa else "")
     row = measure(step, steps=steps, device=trainer.device, warmup=SIZES[size]["warmup"],
                   flops_per_step=flops, dtype="bf16" if cfg.precision == "bf16" else "fp32",
                   name=f"fwa {size}: CIFAR ResNet-18 width {tc.resnet_width}, {averaging}",
                   params=params, batch=tc.batch_size, precision=cfg.precision, fwa_windows=fwa,
-                  ring_buffer_bytes=ring.buffer.numel() * ring.buffer.element_size() if ring else 0)
+                  fwa_state_bytes=(len(horizon.windows) * sum(
+                      p.numel() * p.element_size() for p in trainer.net.parameters())
+                      if horizon else 0))
     row["images_per_s"] = tc.batch_size * row["steps_per_s"]
     return row
 

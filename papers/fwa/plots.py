@@ -71,3 +71,28 @@ def nonconvex_plots(cfg: FWAConfig, curves: dict, gaps: dict, epochs: list[int],
         paths.append(line_plot(out / f"nonconvex_{name}.png", series, xlabel="epoch", ylabel=label,
                                title=f"{cfg.train.dataset}: {label} (mean ± std over seeds)"))
     return [str(p.relative_to(out.parent)) for p in paths]
+
+
+def nonsmooth_plots(cfg: FWAConfig, rows: list[dict], out: Path) -> list[str]:
+    """f − F* of the last iterate and of each FWA window against T, and the last/FWA ratio."""
+    Ts = [r["T"] for r in rows]
+    names = list(rows[-1]["window"])
+    series = {"SGD (last iterate)": (Ts, [r["value"]["sgd"] for r in rows])}
+    for m in names:
+        pts = [(r["T"], r["value"][m]) for r in rows if m in r["value"]]
+        series[m] = ([p[0] for p in pts], [p[1] for p in pts])
+    series["lower bound log T/(32√T)"] = (Ts, [r["lower_bound"] for r in rows])
+    paths = [line_plot(out / "nonsmooth_subopt.png", series, logx=True, logy=True,
+                       styles={"lower bound log T/(32√T)": ":"}, xlabel="T (steps)",
+                       ylabel="f − F*", title="Non-smooth construction (Harvey et al. 2019)")]
+    ratio, styles, colors = {}, {}, {}
+    for i, m in enumerate(names):
+        pts = [(r["T"], r["ratio"][m], r["theory"][m]) for r in rows if m in r["ratio"]]
+        ratio[f"{m}"] = ([p[0] for p in pts], [p[1] for p in pts])
+        ratio[f"{m} 1/theory"] = ([p[0] for p in pts], [1.0 / p[2] for p in pts])
+        styles[f"{m} 1/theory"] = ":"
+        colors[m] = colors[f"{m} 1/theory"] = f"C{i % 10}"
+    paths.append(line_plot(out / "nonsmooth_ratio.png", ratio, styles=styles, colors=colors,
+                           logx=True, xlabel="T (steps)", ylabel="SGD / FWA suboptimality",
+                           title="last iterate over FWA: measured (solid), bound ratio⁻¹ (dotted)"))
+    return [str(p.relative_to(out.parent)) for p in paths]

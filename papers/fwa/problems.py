@@ -102,9 +102,13 @@ class MLPProblem(LogisticProblem):
         return [g + self.l2 * p for g, p in zip(grads, params)]
 
 
-def step_sizes(t: int, c: torch.Tensor, power: torch.Tensor) -> torch.Tensor:
-    """α_t = c·t^(−p) per model: p = 0 constant, 1/2 for c/√t, 1 for c/t."""
-    return c * float(t) ** (-power)
+def step_sizes(t: int, c: torch.Tensor, power: torch.Tensor,
+               shift: torch.Tensor | None = None) -> torch.Tensor:
+    """α_t = c·(t + s)^(−p) per model: p = 0 constant, 1/2 for c/√t, 1 for c/t; the shift s
+    (default 0) delays the decay (the convex experiment's c/(t + t₀))."""
+    if shift is None:
+        return c * float(t) ** (-power)
+    return c * (float(t) + shift) ** (-power)
 
 
 OPTIMUM_RTOL = 1e-12  # F* is accepted when its error is below this fraction of F(0) − F*

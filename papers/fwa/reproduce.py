@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from papers.fwa import claims, convex, plots, stability
+from papers.fwa import claims, convex, nonsmooth, plots, stability
 from papers.fwa.config import SCHEDULE_POWERS, FWAConfig
 from papers.fwa.theory import distance_bound, step_schedule
 from papers.fwa.train import train
@@ -115,6 +115,31 @@ def convex_tables(cfg: FWAConfig, summary: dict, per_seed: list[dict], methods: 
     return tables
 
 
+def convex_steps_table(cfg: FWAConfig, datasets: dict) -> dict:
+    """α₁, β and α₁·β per dataset and schedule (the step-size rule's record)."""
+    rows = []
+    for name, (*_, lrs, shifts, steps) in datasets.items():
+        for schedule in cfg.convex.schedules:
+            first = steps["first"][schedule]
+            rows.append([name, schedule, lrs[schedule], shifts[schedule], first, steps["beta"],
+                         first * steps["beta"], steps["bound_optimal"]])
+    return {"title": claims.CONVEX_STEPS,
+            "columns": ["dataset", "schedule", "c", "shift t₀", "α₁", "β", "α₁·β", "D/G"],
+            "rows": rows}
+
+
+def nonsmooth_table(cfg: FWAConfig, rows: list[dict]) -> dict:
+    names = list(rows[-1]["window"])
+    columns = ["T", "sgd", *names, *[f"sgd/{m}" for m in names],
+               *[f"theory {m}" for m in names], "lower bound log T/(32√T)"]
+    out = []
+    for r in rows:
+        out.append([r["T"], r["value"]["sgd"], *[r["value"].get(m, "") for m in names],
+                    *[r["ratio"].get(m, "") for m in names],
+                    *[r["theory"].get(m, "") for m in names], r["lower_bound"]])
+    return {"title": claims.NONSMOOTH_CURVES, "columns": columns, "rows": out}
+
+
 def stability_methods(cfg: FWAConfig, summary: dict, methods: dict) -> list[list]:
     s = cfg.stability
     rows = []
@@ -202,9 +227,17 @@ def reproduce(cfg: FWAConfig, ctx: Context) -> Path | None:
     tables, plot_paths = [], []
     raw: dict = {}
     if "convex" in cfg.experiments:
-        summary, per_seed = run_sweep(cfg, ctx, "convex", convex.prepare(cfg.convex))
+        datasets = convex.prepare(cfg.convex)
+        summary, per_seed = run_sweep(cfg, ctx, "convex", datasets)
         raw["convex"] = summary
         tables += convex_tables(cfg, summary, per_seed, methods)
+        tables.append(convex_steps_table(cfg, datasets))
+    if "nonsmooth" in cfg.experiments:
+        ns = cfg.nonsmooth
+        rows = nonsmooth.sweep(ns.horizons, ns.fractions, ns.windows, ns.lr, cfg.convex.theory_c0)
+        raw["nonsmooth"] = rows
+        tables.append(nonsmooth_table(cfg, rows))
+        plot_paths += plots.nonsmooth_plots(cfg, rows, plot_dir)
         plot_paths += plots.convex_plots(cfg, summary, plot_dir)
     if "stability" in cfg.experiments:
         data = stability.pool(cfg.stability)

@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn.functional import cross_entropy
 from torch.optim.swa_utils import update_bn
 
-from papers.fwa.averaging import Averagers, load_weights
+from papers.fwa.averaging import Averagers, HorizonWindows, load_weights
 from papers.fwa.config import FWAConfig, TrainConfig
 from papers.fwa.data import Split, cifar, mnist1d
 from papers.fwa.model import build_model
@@ -92,15 +92,22 @@ def has_batchnorm(model: nn.Module) -> bool:
 
 
 def evaluate_methods(model, averagers: Averagers, split: Split, cfg: TrainConfig, device) -> dict:
-    """test/train loss and accuracy and the generalization gaps of every method's output."""
+    """test/train loss and accuracy and the generalization gaps of every method's output.
+
+    An averaged output gets its own BatchNorm statistics (`update_bn` over training
+    batches); SGD's last iterate keeps the running statistics it was trained with (the model
+    as it stands, its usual evaluation)."""
     eval_model = copy.deepcopy(model)
     x_tr, y_tr = split.x_train[: cfg.train_eval_samples], split.y_train[: cfg.train_eval_samples]
     metrics = {}
     for method in averagers.methods:
         if not averagers.ready(method):
             continue
-        load_weights(eval_model, averagers.weights(method, model))
-        if has_batchnorm(eval_model):  # averaged weights need their own BN statistics
+        if method == "sgd":
+            eval_model.load_state_dict(model.state_dict())  # weights and BN buffers as trained
+        else:
+            load_weights(eval_model, averagers.weights(method, model))
+        if method != "sgd" and has_batchnorm(eval_model):  # averaged weights need their own BN statistics
             loader = [x_tr[i:i + 256].to(device) for i in range(0, len(x_tr), 256)]
             update_bn(loader, eval_model)
         test_loss, test_acc = evaluate(eval_model, split.x_test, split.y_test, device)
@@ -135,9 +142,14 @@ class Trainer:
                             f"{self.steps_per_epoch} steps)")
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lr_factor(tc, tc.epochs * self.steps_per_epoch))
-        self.averagers = Averagers(self.net, step_windows=tc.fwa_windows,
+        # FWA over steps by running sums over the last k steps before each evaluation (the
+        # horizons are known in advance): memory O(P), a step outside every window costs nothing
+        horizon = (HorizonWindows(evaluation_steps(tc, self.steps_per_epoch), self.net.parameters(),
+                                  windows=tc.fwa_windows) if tc.fwa_windows else None)
+        self.averagers = Averagers(self.net, horizon_windows=horizon,
                                    epoch_windows=tc.lawa_windows, swa_every="epoch",
-                                   ema_decay=tc.ema_decay)
+                                   ema_decay=tc.ema_decay,
+                                   swa_start=int(tc.swa_start * tc.epochs))
         self.epoch = 0
 
     @property
@@ -207,6 +219,12 @@ class Trainer:
 
     def evaluate(self) -> dict:
         return evaluate_methods(self.net, self.averagers, self.split, self.tc, self.device)
+
+
+def evaluation_steps(tc: TrainConfig, steps_per_epoch: int) -> list[int]:
+    """The SGD steps after which `train` evaluates: every `eval_every` epochs and the last."""
+    epochs = [e for e in range(1, tc.epochs + 1) if e % tc.eval_every == 0 or e == tc.epochs]
+    return [e * steps_per_epoch for e in epochs]
 
 
 def check_shards(samples: int, batch_size: int, processes: int) -> None:

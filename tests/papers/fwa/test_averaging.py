@@ -103,3 +103,38 @@ def test_state_round_trip_restores_every_average():
     for method in avg.methods:
         for a, b in zip(avg.weights(method, module), clone.weights(method, clone_module)):
             assert torch.equal(a, b)
+
+
+def test_horizon_windows_equal_the_ring_buffer_mean_at_every_horizon():
+    from papers.fwa.averaging import HorizonWindows
+
+    torch.manual_seed(0)
+    its = [[torch.randn(3, dtype=torch.float64), torch.randn(2, 2, dtype=torch.float64)]
+           for _ in range(40)]
+    horizons = [7, 20, 40]
+    hw = HorizonWindows(horizons, its[0], windows=[3], fractions=[0.5, 0.25])
+    assert hw.names == ["fwa3", "fwaT0.25", "fwaT0.5"]
+    ring = WindowBuffer(20, its[0])
+    for t, w in enumerate(its, start=1):
+        hw.push(w)
+        ring.push(w)
+        for name in hw.names:
+            k = hw.window(name, t)
+            assert hw.ready(name) == (t in horizons and 2 * k <= t)
+            if hw.ready(name):
+                for got, want in zip(hw.mean(name), ring.mean(k)):
+                    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-14)
+        if t in horizons:
+            hw.forget(t)
+    assert hw.window("fwaT0.5", 7) == 3 and hw.window("fwaT0.25", 7) == 1
+    assert not hw.open and not hw.done  # every running sum closed and freed
+
+
+def test_swa_averages_only_the_epoch_ends_after_its_start():
+    module = nn.Linear(2, 1)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.zero_()
+    avg = Averagers(module, swa_every="epoch", swa_start=2)
+    _train(module, avg, steps=8, per_epoch=2)  # epoch ends: 3, 10, 21, 36
+    assert avg.weights("swa", module)[0][0, 0].item() == pytest.approx((21 + 36) / 2, abs=1e-5)

@@ -17,7 +17,8 @@ COMMITTED = PAPER_DIR / "results" / "small" / "results.json"
 SEEDS = [0, 1, 2, 3, 4]
 
 
-def _convex_record(fwa_factor: float, tau: float, length: int = 10_000) -> tuple[FWAConfig, dict]:
+def _convex_record(fwa_factor: float, tau: float, length: int = 10_000,
+                   alpha_beta: float = 1.0) -> tuple[FWAConfig, dict]:
     """A record of the convex experiment only: SGD's F − F* per seed, FWA's = factor × SGD's
     (a little seed noise), and the SGD diagnostics with the given τ̂."""
     cfg = FWAConfig(experiments=["convex"], convex=ConvexConfig(
@@ -36,6 +37,9 @@ def _convex_record(fwa_factor: float, tau: float, length: int = 10_000) -> tuple
         {"title": claims.CONVEX_DIAGNOSTICS, "rows": diag,
          "columns": ["dataset", "schedule", "SGD F − F* at T/4", "SGD F − F* at T", "τ̂ (steps)",
                      "series length"]},
+        {"title": claims.CONVEX_STEPS, "rows": [["synthetic", "sqrt", 0.1, 0.0, 0.1, alpha_beta / 0.1,
+                                                 alpha_beta, 1.0]],
+         "columns": ["dataset", "schedule", "c", "shift t₀", "α₁", "β", "α₁·β", "D/G"]},
     ]
     return cfg, {"seeds": SEEDS, "methods": {}, "tables": tables}
 
@@ -95,6 +99,36 @@ def test_the_decaying_step_bound_is_inconclusive_when_its_first_steps_exceed_2_o
     assert all(c["verdict"] == "holds" for c in bound["cases"].values())  # far below the bound
     assert bound["verdict"] == "inconclusive" and "2/β" in bound["reason"]
     assert notes[0]["gap"] is None  # no window means of δ_t in this record
+
+
+def test_a_first_step_beyond_2_over_beta_makes_the_convex_claim_inconclusive():
+    claim = _first_claim(*_convex_record(0.5, tau=1.0, alpha_beta=170.0))
+    assert claim["verdict"] == "inconclusive" and "α₁·β ≤ 2" in claim["reason"]
+
+
+def _nonsmooth_record(ratios, sgd_over_bound=2.0):
+    from papers.fwa.config import NonsmoothConfig
+
+    cfg = FWAConfig(experiments=["nonsmooth"],
+                    nonsmooth=NonsmoothConfig(horizons=[64, 256, 1024], fractions=[0.5], windows=[]))
+    rows = []
+    for T, ratio in zip([64, 256, 1024], ratios):
+        bound = np.log(T) / (32 * np.sqrt(T))
+        sgd = sgd_over_bound * bound
+        rows.append([T, sgd, sgd / ratio, ratio, 0.5, bound])
+    table = {"title": claims.NONSMOOTH_CURVES, "rows": rows,
+             "columns": ["T", "sgd", "fwaT0.5", "sgd/fwaT0.5", "theory fwaT0.5",
+                         "lower bound log T/(32√T)"]}
+    return cfg, {"seeds": SEEDS, "methods": {}, "tables": [table]}
+
+
+def test_nonsmooth_ratio_growing_with_T_holds_and_a_flat_one_does_not():
+    grows = _first_claim(*_nonsmooth_record([2.0, 3.0, 4.01]))
+    assert grows["verdict"] == "holds"
+    shrinks = _first_claim(*_nonsmooth_record([4.0, 3.0, 2.01]))
+    assert shrinks["verdict"] == "fails"
+    below = _first_claim(*_nonsmooth_record([2.0, 3.0, 4.01], sgd_over_bound=0.5))
+    assert below["verdict"] == "inconclusive" and "log factor" in below["reason"]
 
 
 def test_the_committed_small_record_validates_and_re_renders_to_itself():

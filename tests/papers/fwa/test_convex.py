@@ -37,13 +37,33 @@ def test_aggregate_ratio_is_the_ratio_of_seed_means_next_to_the_theory(tiny, tmp
     assert entry["fwa10"]["theory"][-1] == convergence_ratio(200, 10, cfg.theory_c0)
 
 
-def test_step_constants_follow_the_bound_optimal_rule():
+def test_step_constants_cap_the_bound_optimal_step_at_one_over_beta():
     X = np.array([[1.0, 0.0], [0.0, 1.0]])
     y = np.array([1.0, -1.0])
     w_star = np.array([3.0, -4.0])
-    steps = convex.step_constants(X, y, w_star, 0.0, T=100)
-    # G² = E‖y x / 2‖² = 1/4, D = 5 → c = D/G = 10; constant α = c/√T = 1
-    assert steps == {"sqrt": pytest.approx(10.0), "inv": pytest.approx(10.0), "const": pytest.approx(1.0)}
+    steps = convex.step_constants(X, y, w_star, 0.0, T=100, inv_shift=0.1)
+    # G² = E‖y x / 2‖² = 1/4, D = 5 → D/G = 10; β = max‖x‖²/4 = 1/4 → 1/β = 4 caps it
+    assert steps["bound_optimal"] == pytest.approx(10.0) and steps["beta"] == 0.25
+    assert steps["lr"] == {"sqrt": pytest.approx(4.0), "const": pytest.approx(1.0),  # D/(G√T) = 1
+                           "inv": pytest.approx(4.0 * 11.0)}  # α_t = c/(t + 10), α₁ = 4
+    assert steps["shift"] == {"sqrt": 0.0, "const": 0.0, "inv": 10.0}
+    assert steps["first"] == {"sqrt": pytest.approx(4.0), "const": pytest.approx(1.0),
+                              "inv": pytest.approx(4.0)}
+
+
+def test_the_step_rule_gives_alpha_beta_at_most_2_on_both_convex_datasets():
+    cfg = ConvexConfig()  # breast_cancer and synthetic, every schedule, multiplier 1
+    for name, (X, _, _, lrs, shifts, steps) in convex.prepare(cfg).items():
+        beta = convex.smoothness(X, cfg.l2)
+        assert steps["beta"] == beta
+        for schedule in cfg.schedules:
+            alphas = lrs[schedule] * (np.arange(1, cfg.steps + 1) + shifts[schedule]) ** (
+                -{"sqrt": 0.5, "const": 0.0, "inv": 1.0}[schedule])
+            assert alphas.max() * beta <= 2.0, (name, schedule)
+            assert alphas[0] == pytest.approx(steps["first"][schedule])
+    # the breast-cancer bound-optimal c = D/G alone would break it by ~170×
+    X, _, _, _, _, steps = convex.prepare(cfg)["breast_cancer"]
+    assert steps["bound_optimal"] * steps["beta"] > 100
 
 
 def test_autocorrelation_time_of_an_ar1_series_is_one_plus_rho_over_one_minus_rho():

@@ -31,8 +31,9 @@ def test_tiny_gpu_check_on_cpu(tmp_path, capsys, _fresh_accelerate_state):
         assert row["batch"] == 8 and row["precision"] == "no"
         assert 0 < row["flops_per_step"]
     assert plain["flops_per_step"] == fwa["flops_per_step"]  # the averaging adds no matmul FLOPs
-    assert plain["fwa_windows"] == [] and plain["ring_buffer_bytes"] == 0
-    assert fwa["fwa_windows"] == [5, 10] and fwa["ring_buffer_bytes"] == 10 * 4 * fwa["params"]
+    assert plain["fwa_windows"] == [] and plain["fwa_state_bytes"] == 0
+    # one running sum per window (not a ring of k snapshots)
+    assert fwa["fwa_windows"] == [5, 10] and fwa["fwa_state_bytes"] == 2 * 4 * fwa["params"]
     assert "fwa_overhead" in fwa
     assert json.loads(capsys.readouterr().out) == report
 
