@@ -53,7 +53,7 @@ def encoder_rates(arch: str, width: int, data: dict, batches: int, batch_size: i
 
 def head_rate(width: int, prototypes: int, hidden: int, samples: int = 512) -> float:
     cfg = NeuronExperimentConfig()
-    cfg.train.epochs = 1
+    cfg.train.steps, cfg.train.milestones = samples // cfg.train.batch_size, []
     cfg.neuron.prototypes = cfg.neuron.memory_prototypes = prototypes
     cfg.neuron.active = [prototypes * 3 // 4, prototypes // 2, prototypes // 4]
     cfg.neuron.hidden = hidden

@@ -44,6 +44,7 @@ class TextConfig:
     per_level: int = num(10, ge=1)  # descriptions per class and level
     batch_size: int = num(64, ge=1)  # sentences per encoder call
     descriptions_path: str = ""  # real data: JSON {level: [[descriptions of class 0], ...]}; "" = generated for our vocabulary
+    centre: bool = True  # every head sees class text centred on its training classes' mean per level, then re-normalised (false = as embedded)
 
 
 @dataclass
@@ -54,10 +55,13 @@ class EncoderConfig:
     width: int = num(64, ge=4)  # channels of the last stage (256 in the paper)
     in_frames: int = num(64, ge=1)  # frames after crop-and-resize
     out_frames: int = num(16, ge=1)  # time steps of the output feature map (in_frames / 4)
-    epochs: int = num(20, ge=1)  # pre-training epochs (110 in the paper)
+    blocks: list[int] = nums([2, 2, 2], ge=1)  # blocks per stage (3 values; Shift-GCN has [4, 3, 3])
+    steps: int = num(600, ge=1)  # pre-training optimizer steps (paper: 110 epochs × ~575 = 63,250)
+    warmup_steps: int = num(0, ge=0)  # linear lr warm-up over the first steps
     lr: float = num(0.1, gt=0)  # SGD learning rate
     weight_decay: float = num(1e-4, ge=0)  # SGD weight decay
-    milestones: list[int] = nums([12, 16], ge=1, nonempty=False)  # lr × 0.1 at these epochs ([] = constant lr)
+    milestones: list[int] = nums([400, 520], ge=1, nonempty=False)  # lr × 0.1 at these steps ([] = constant lr)
+    eval_points: int = num(10, ge=1)  # seen-class test accuracy measured this many times during pre-training (the curve; never used to pick weights)
     batch_size: int = num(64, ge=1)  # sequences per optimizer step (over all processes under accelerate launch)
     test_augment: bool = False  # apply the random crop/rotation at test time too (the released configs do)
 
@@ -72,19 +76,33 @@ class NeuronConfig:
     prefixes: list[int] = nums([5, 10, 16], ge=1)  # time steps attended per round (3 non-decreasing values, the last = encoder.out_frames)
     logit_scale: float = num(0.1, gt=0)  # logit = scale × mean cosine to the class's descriptions (as released)
     hidden: int = num(256, ge=1)  # MLP width in the prototype updates and gates
+    prototype_init: str = choice("normal", "normal", "small")  # normal = N(0, 1) (the released nn.Embedding); small = N(0, 1) × 0.1
+    ablation_loss: str = choice("normalised", "normalised", "mean")  # single-branch ablations: normalised = the branch keeps the full model's ½ weight (same step); mean = its own mean CE (weight 1, twice the step)
 
 
 @dataclass
 class TrainConfig:
     """Training of a zero-shot head (Neuron or a baseline) on the seen classes."""
 
-    epochs: int = num(30, ge=1)  # passes over the seen-class training features
-    lr: float = num(0.1, gt=0)  # SGD learning rate
+    steps: int = num(17250, ge=1)  # optimizer steps (paper: 30 epochs × ~575 steps)
+    warmup_steps: int = num(0, ge=0)  # linear lr warm-up over the first steps
+    log_points: int = num(20, ge=2)  # points of the recorded training-loss and validation curves
+    lr: float = num(0.1, gt=0)  # SGD learning rate (the sweep's choice replaces it when tune.lrs is set)
     momentum: float = num(0.9, ge=0, lt=1)  # SGD momentum (> 0 with nesterov)
     nesterov: bool = True  # Nesterov momentum (as released)
     weight_decay: float = num(5e-4, ge=0)  # SGD weight decay
     batch_size: int = num(64, ge=1)  # features per optimizer step
-    milestones: list[int] = nums([4, 20], ge=1, nonempty=False)  # lr × 0.1 at these epochs ([] = constant lr)
+    milestones: list[int] = nums([2300, 11500], ge=1, nonempty=False)  # lr × 0.1 at these steps ([] = constant lr)
+
+
+@dataclass
+class TuneConfig:
+    """The same small sweep for every head, chosen on held-out seen classes (the pseudo-unseen
+    classes of eval.pseudo_unseen): the (lr, logit scale) with the best pseudo-unseen ZSL
+    top-1. SMIE's critic has no logit scale: it sweeps the lrs only."""
+
+    lrs: list[float] = nums([], gt=0, nonempty=False)  # swept learning rates ([] = train.lr only)
+    logit_scales: list[float] = nums([], gt=0, nonempty=False)  # swept logit scales ([] = neuron.logit_scale only)
 
 
 @dataclass
@@ -122,6 +140,7 @@ class NeuronExperimentConfig(Common):
     neuron: NeuronConfig = field(default_factory=NeuronConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
     experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
     method: str = choice("neuron", *METHODS)  # what `train` runs
     ablation: str = ""  # a Neuron ablation for `train` ("" = none)
@@ -153,6 +172,17 @@ class NeuronExperimentConfig(Common):
         if e.out_frames != expected:
             raise ValueError(f"config key 'encoder.out_frames': {e.out_frames}, but encoder.in_frames="
                              f"{e.in_frames} gives {expected} after two stride-2 stages")
+        if len(e.blocks) != 3:
+            raise ValueError(f"config key 'encoder.blocks': {e.blocks} needs one count per stage (3)")
+        for sched in ("encoder", "train"):
+            part = getattr(self, sched)
+            if part.warmup_steps >= part.steps:
+                raise ValueError(f"config key '{sched}.warmup_steps': {part.warmup_steps} must be "
+                                 f"below {sched}.steps ({part.steps})")
+            late = [m for m in part.milestones if m >= part.steps]
+            if late:
+                raise ValueError(f"config key '{sched}.milestones': {late} not below {sched}.steps "
+                                 f"({part.steps}) (milestones are in optimizer steps)")
         if self.train.nesterov and self.train.momentum == 0:
             raise ValueError("config key 'train.momentum': Nesterov momentum (train.nesterov=true) "
                              "needs a momentum > 0")

@@ -7,7 +7,8 @@ after the backbone) and, through global average pooling and a linear layer, to s
 logits. Everything here is plain torch: the temporal shift that Shift-GCN ships as a CUDA
 extension is a per-channel gather with linear interpolation (learnable real-valued shift per
 channel, as the released op; its second, joint-axis offset, initialised at ±1e-8, is left
-out). Depth defaults to 6 blocks (Shift-GCN has 10: blocks=(4, 3, 3)) to keep CPU runs short.
+out). Depth is `encoder.blocks` per stage: 6 blocks ([2, 2, 2]) keep CPU runs short; Shift-GCN
+has 10 ([4, 3, 3], paper.yaml).
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ def run(size: str, steps: int, device: torch.device) -> list[dict]:
 
     enc = cfg.encoder
     torch.manual_seed(0)
-    encoder = build_encoder(enc, seen).to(device)
+    encoder = build_encoder(enc, seen, tuple(enc.blocks)).to(device)
     optimizer = torch.optim.SGD(encoder.parameters(), lr=enc.lr, momentum=0.9, nesterov=True,
                                 weight_decay=enc.weight_decay)
     x = torch.randn(enc.batch_size, 3, enc.in_frames, 25, 2, generator=gen).to(device)

@@ -47,18 +47,20 @@ def compression_mask(scores: torch.Tensor, active: int) -> torch.Tensor:
 
 
 class Neuron(nn.Module):
-    centres_text = False  # class text is used as embedded (SMIE alone centres it)
-
     def __init__(self, width: int, text_dim: int, prototypes: int = 80, active=(60, 40, 20),
                  memory_prototypes: int = 80, prefixes=(5, 10, 16), hidden: int = 256,
-                 logit_scale: float = 0.1, ablation: str = ""):
+                 logit_scale: float = 0.1, ablation: str = "", prototype_init: str = "normal",
+                 ablation_loss: str = "normalised"):
         super().__init__()
         self.active, self.prefixes = list(active), list(prefixes)
         self.scale, self.ablation = logit_scale, ablation
+        self.ablation_loss = ablation_loss
         self.spatial = ablation != "temporal_only"
         self.temporal = ablation != "spatial_only"
-        self.spatial_prototypes = nn.Parameter(torch.randn(prototypes, width) * 0.1)
-        self.temporal_prototypes = nn.Parameter(torch.randn(memory_prototypes, width) * 0.1)
+        # the released prototypes are nn.Embedding weights: N(0, 1); "small" = N(0, 1) × 0.1
+        init = 1.0 if prototype_init == "normal" else 0.1
+        self.spatial_prototypes = nn.Parameter(torch.randn(prototypes, width) * init)
+        self.temporal_prototypes = nn.Parameter(torch.randn(memory_prototypes, width) * init)
         self.spatial_update = nn.ModuleList(mlp(width, hidden) for _ in range(3))
         self.temporal_update = nn.ModuleList(mlp(width, hidden) for _ in range(3))
         self.keep = nn.ModuleList(mlp(width, hidden) for _ in range(3))
@@ -122,18 +124,21 @@ class Neuron(nn.Module):
         return out
 
     @staticmethod
-    def branch_weight(ablation: str = "") -> float:
-        """The weight `loss` gives each present branch's mean CE: ½ with both branches, 1 with
-        one. The branches share no parameters, so a single-branch ablation trains its branch
-        with twice the full model's step."""
+    def branch_weight(ablation: str = "", ablation_loss: str = "normalised") -> float:
+        """The weight `loss` gives each present branch's mean CE: ½ with both branches; with
+        one branch ½ as well when `ablation_loss` is "normalised" (the branch takes the full
+        model's step), 1 when it is "mean" (its own mean: the branches share no parameters,
+        so the branch then trains with twice the full model's step)."""
+        if ablation_loss == "normalised":
+            return 0.5
         return 1.0 / (int(ablation != "temporal_only") + int(ablation != "spatial_only"))
 
     def loss(self, out: dict, labels: torch.Tensor) -> torch.Tensor:
         """½ (mean CE over spatial rounds + mean CE over temporal rounds); one branch alone
-        (an ablation) is its own mean (see `branch_weight`)."""
+        (an ablation) gets `branch_weight` × its mean."""
         terms = [torch.stack([F.cross_entropy(lg, labels) for lg in out[b]]).mean()
                  for b in ("spatial", "temporal") if out[b]]
-        return torch.stack(terms).mean()
+        return self.branch_weight(self.ablation, self.ablation_loss) * torch.stack(terms).sum()
 
     @staticmethod
     def final(out: dict) -> dict[str, torch.Tensor]:
@@ -145,8 +150,6 @@ class DeViSE(nn.Module):
     """Global-feature ↔ text alignment: mean-pooled feature → Linear + ReLU → L2 norm; the
     class embedding is the mean over all of its descriptions (all levels); logits are the
     scaled cosines, trained with cross-entropy like Neuron (DeViSE-style, not its hinge loss)."""
-
-    centres_text = False
 
     def __init__(self, width: int, text_dim: int, logit_scale: float = 0.1):
         super().__init__()
@@ -167,33 +170,30 @@ class DeViSE(nn.Module):
 
 
 class SMIE(nn.Module):
-    """SMIE (Zhou et al., ACM MM 2023) re-implemented: a critic T(x, t) scores a skeleton
-    feature against a class text embedding; training maximises the Jensen–Shannon mutual
-    information estimate between skeleton features and their class's text (positive pairs vs
-    the other seen classes), plus SMIE's temporal constraint: the information of the feature
-    of the first half of the sequence must stay below that of the whole sequence by a margin.
-    Prediction = argmax_c T(x, t_c)."""
+    """SMIE-like (after Zhou et al., ACM MM 2023; not SMIE as published): a critic T(x, t)
+    scores a skeleton feature against a class text embedding; training maximises the
+    Jensen–Shannon mutual information estimate between skeleton features and their class's
+    text (positive pairs vs the other seen classes), plus a temporal constraint: the
+    information of the feature of the first half of the sequence must stay below that of the
+    whole sequence by a margin. Prediction = argmax_c T(x, t_c).
 
-    centres_text = True  # the critic sees class text centred on the training classes' mean
+    Where it differs from the published SMIE: the critic is separable (a dot product of two
+    MLP embeddings; SMIE's is an MLP on the concatenated pair); negatives are the other seen
+    classes' text (SMIE: a shuffled batch); the constraint has weight 1 (SMIE: 0.5); it trains
+    with the heads' SGD schedule (SMIE: Adam with cosine decay)."""
 
     def __init__(self, width: int, text_dim: int, hidden: int = 256, margin: float = 0.05):
         super().__init__()
         self.visual = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, hidden))
         self.textual = nn.Sequential(nn.Linear(text_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden))
         self.margin = margin
-        self.register_buffer("center", torch.zeros(text_dim))
 
     def critic(self, feats: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
         """(B, C) pooled features × (K, D) class text -> scores (B, K)."""
         return self.visual(feats) @ self.textual(classes).T
 
     def forward(self, feats: torch.Tensor, text: torch.Tensor) -> dict[str, list[torch.Tensor]]:
-        # class embeddings share a large common component (all describe a standing person):
-        # the critic sees them centred on the mean of the *training* classes (fixed at eval)
-        classes = text.flatten(1, 2).mean(1)
-        if self.training:
-            self.center = classes.mean(0).detach()
-        classes = F.normalize(classes - self.center, dim=-1)
+        classes = F.normalize(text.flatten(1, 2).mean(1), dim=-1)
         half = feats[:, :, : max(1, feats.shape[2] // 2)].mean((2, 3))
         return {"global": [self.critic(feats.mean((2, 3)), classes)],
                 "half": [self.critic(half, classes)]}
@@ -218,11 +218,19 @@ class SMIE(nn.Module):
 HEADS = {"neuron": Neuron, "devise": DeViSE, "smie": SMIE}
 
 
+def centre_text(text: torch.Tensor, classes: list[int]) -> torch.Tensor:
+    """Class text (K, levels, n, D) centred on the mean over `classes` (the head's training
+    classes) and their descriptions, per level, then re-normalised: the embeddings share a
+    large common component (every description is of a standing person)."""
+    mean = text[classes].mean((0, 2), keepdim=True)  # (1, levels, 1, D)
+    return F.normalize(text - mean, dim=-1)
+
+
 def build_head(method: str, cfg, width: int, text_dim: int, ablation: str = "") -> nn.Module:
     n = cfg.neuron
     if method == "neuron":
         return Neuron(width, text_dim, n.prototypes, n.active, n.memory_prototypes, n.prefixes,
-                      n.hidden, n.logit_scale, ablation)
+                      n.hidden, n.logit_scale, ablation, n.prototype_init, n.ablation_loss)
     if method == "devise":
         return DeViSE(width, text_dim, n.logit_scale)
     if method == "smie":

@@ -121,13 +121,14 @@ def split_features(cfg: NeuronExperimentConfig, unseen: list[int], name: str,
         seen_train, test_seen = _seen_rows(train, seen), _seen_rows(test, seen)
         torch.manual_seed(0)
         encoder = pretrain(cfg, seen_train, seen, seed=_split_seed(name), ckpt_dir=ckpt_dir,
-                           progress=show_progress)
+                           progress=show_progress, monitor=test_seen)
         return {
             "train_feats": extract_features(encoder, seen_train, cfg, cfg.encoder.batch_size).numpy(),
             "train_labels": np.asarray(seen_train["y"], dtype=np.int64),
             "test_feats": extract_features(encoder, test, cfg, cfg.encoder.batch_size).numpy(),
             "test_labels": np.asarray(test["y"], dtype=np.int64),
             "encoder_seen_acc": np.array(encoder_accuracy(encoder, test_seen, seen, cfg)),
+            "encoder_curve": encoder_curve(encoder.history),
         }
 
     arrays = cached_arrays(path, build)
@@ -135,7 +136,15 @@ def split_features(cfg: NeuronExperimentConfig, unseen: list[int], name: str,
             "train_labels": torch.from_numpy(arrays["train_labels"]),
             "test_feats": torch.from_numpy(arrays["test_feats"]),
             "test_labels": torch.from_numpy(arrays["test_labels"]),
-            "seen": seen, "unseen": unseen, "encoder_seen_acc": float(arrays["encoder_seen_acc"])}
+            "seen": seen, "unseen": unseen, "encoder_seen_acc": float(arrays["encoder_seen_acc"]),
+            "encoder_curve": arrays["encoder_curve"].tolist()}
+
+
+def encoder_curve(history: list[dict]) -> np.ndarray:
+    """(epochs, 4) float64: optimizer step at the epoch's end, lr, mean training loss and the
+    seen-class test top-1 where it was measured (NaN elsewhere)."""
+    return np.array([[r.get("step", np.nan), r["lr"], r["loss"], r.get("seen_acc", np.nan)]
+                     for r in history], dtype=np.float64).reshape(-1, 4)
 
 
 def world_size() -> int:
@@ -180,10 +189,10 @@ def distributed_encoders(cfg: NeuronExperimentConfig, split_list: list[tuple[str
             seen, ckpt_dir, path = _split_cache(cfg, unseen, name)
             if not broadcast_object_list([not path.exists() if main else None])[0]:
                 continue  # features cached: nothing to train
-            train, _, _ = sequences(cfg)
+            train, test, _ = sequences(cfg)
             torch.manual_seed(0)
             pretrain(cfg, _seen_rows(train, seen), seen, seed=_split_seed(name), ckpt_dir=ckpt_dir,
-                     progress=show_progress, accelerator=accelerator)
+                     progress=show_progress, accelerator=accelerator, monitor=_seen_rows(test, seen))
     except BaseException:
         close_distributed(wait=False)
         raise

@@ -47,7 +47,7 @@ from shared.device import resolve_device
 from shared.seeding import torch_generator
 from shared.tracking import progress as progress_bar
 
-VERSION = 1  # bump when a change to the encoder or its training invalidates stored weights
+VERSION = 2  # bump when a change to the encoder or its training invalidates stored weights
 TEST_AUGMENT_SEED = 0  # the fixed draw of the test-time augmentation (encoder.test_augment)
 
 
@@ -78,15 +78,28 @@ def encoder_key(cfg, data: dict, seen: list[int], seed: int) -> str:
                      data=data_fingerprint(data))
 
 
+def step_factor(step: int, warmup_steps: int, milestones) -> float:
+    """The lr multiplier of optimizer step `step` (0-based): linear warm-up over the first
+    `warmup_steps` steps ((step + 1) / warmup), then × 0.1 at each milestone passed (steps)."""
+    warm = min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
+    return warm * 0.1 ** sum(step >= m for m in milestones)
+
+
 def _lr_schedule(optimizer, cfg):
-    return torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.encoder.milestones), 0.1)
+    """Per optimizer step (scheduler.step() after every batch): `step_factor` of encoder.*."""
+    enc = cfg.encoder
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: step_factor(step, enc.warmup_steps, list(enc.milestones)))
 
 
 def _train_epoch(model: nn.Module, optimizer, x: np.ndarray, length: np.ndarray, rows: np.ndarray,
                  y: torch.Tensor, in_frames: int, batch_size: int, gen: torch.Generator,
-                 device: torch.device, bar=None, accelerator=None) -> dict:
+                 device: torch.device, bar=None, accelerator=None, scheduler=None,
+                 max_batches: int | None = None) -> dict:
     """One pass over the training rows `rows` of (x, length) with labels y (one per row);
-    the last partial batch is dropped (CTR-GCN's drop_last) unless there is only one.
+    the last partial batch is dropped (CTR-GCN's drop_last) unless there is only one. With
+    `max_batches` the pass stops after that many batches (the schedule's last, partial epoch);
+    `scheduler` (when given) steps after every optimizer step.
 
     With an `accelerator` of W > 1 processes, process r trains on rows r, r + W, ... of each
     global batch (same order, same augmentation draws as one process); the loss, accuracy
@@ -98,6 +111,8 @@ def _train_epoch(model: nn.Module, optimizer, x: np.ndarray, length: np.ndarray,
     n = len(rows)
     order = torch.randperm(n, generator=gen).numpy()
     batches = max(1, n // batch_size)
+    if max_batches is not None:
+        batches = min(batches, max_batches)
     loss_sum, correct, seen = 0.0, 0, 0
     for b in range(batches):
         pos = np.sort(order[b * batch_size:(b + 1) * batch_size])
@@ -131,6 +146,8 @@ def _train_epoch(model: nn.Module, optimizer, x: np.ndarray, length: np.ndarray,
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         loss_sum += batch_loss
         correct += batch_correct
         seen += batch_n
@@ -225,7 +242,7 @@ def _freeze(model: nn.Module) -> nn.Module:
 def pretrain(cfg, data: dict, seen: list[int], seed: int, ckpt_dir: str | Path,
              progress: bool = True,
              on_epoch: Callable[[int, dict], None] | None = None,
-             accelerator=None) -> nn.Module:
+             accelerator=None, monitor: dict | None = None) -> nn.Module:
     """Pre-train `build_encoder(cfg.encoder, len(seen))` with cross-entropy on the training
     sequences of the `seen` classes (logit i = class seen[i]); returns it frozen in eval
     mode, with `.seen` and `.history` (per-epoch loss, train accuracy, lr) attached.
@@ -234,6 +251,11 @@ def pretrain(cfg, data: dict, seen: list[int], seed: int, ckpt_dir: str | Path,
     the same key) and, while training, `epochs/` (the last epoch, resumed from after a kill).
     `on_epoch(epoch, record)` is called after each epoch's checkpoint (a test hook).
 
+    The schedule is in optimizer steps (encoder.steps, warm-up and milestones in steps): the
+    loop runs ceil(steps / batches per epoch) epochs, the last one cut at the step budget.
+    `monitor` (sequences of the seen classes, e.g. their test set): the encoder's seen-class
+    top-1 on it is recorded as `seen_acc` at `encoder.eval_points` epochs spread over training
+    (the curve; the final weights are always the ones kept).
     `accelerator` (an accelerate.Accelerator over W > 1 processes, every one of which calls
     this): data-parallel training of the same run (module docstring); only the main process
     writes checkpoints, and every process returns the same weights (checked)."""
@@ -248,7 +270,7 @@ def pretrain(cfg, data: dict, seen: list[int], seed: int, ckpt_dir: str | Path,
     device = accelerator.device if accelerator is not None else resolve_device(cfg.device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = build_encoder(enc, len(seen))
+        model = build_encoder(enc, len(seen), tuple(enc.blocks))
     model.seen = seen
 
     final = latest_checkpoint(root / "final")
@@ -289,19 +311,25 @@ def pretrain(cfg, data: dict, seen: list[int], seed: int, ckpt_dir: str | Path,
         start, history = int(state["epoch"]), json.loads(state["history"])
 
     batches = max(1, len(y) // enc.batch_size)
-    bar = progress_bar(total=enc.epochs * batches, initial=start * batches, leave=False,
+    epochs = math.ceil(enc.steps / batches)
+    points = min(enc.eval_points, epochs)
+    eval_epochs = {math.ceil(epochs * (k + 1) / points) for k in range(points)}
+    bar = progress_bar(total=enc.steps, initial=min(enc.steps, start * batches), leave=False,
                        desc=f"encoder {enc.arch} seed {seed}",
                        **({"disable": True} if not (progress and main) else {}))
     sync = synced_batchnorm(model) if world > 1 else contextlib.nullcontext(model)
     try:
         with sync:
             net = accelerator.prepare_model(model) if world > 1 else model
-            for epoch in range(start, enc.epochs):
+            for epoch in range(start, epochs):
                 lr = optimizer.param_groups[0]["lr"]
                 record = _train_epoch(net, optimizer, x, length, sel, y, enc.in_frames,
-                                      enc.batch_size, gen, device, bar, accelerator)
-                scheduler.step()
-                record = {"epoch": epoch + 1, "lr": lr, **record}
+                                      enc.batch_size, gen, device, bar, accelerator, scheduler,
+                                      max_batches=enc.steps - epoch * batches)
+                record = {"epoch": epoch + 1, "step": min(enc.steps, (epoch + 1) * batches),
+                          "lr": lr, **record}
+                if monitor is not None and epoch + 1 in eval_epochs and main:
+                    record["seen_acc"] = encoder_accuracy(model, monitor, seen, cfg)
                 history.append(record)
                 bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['train_acc']:.2f}",
                                 refresh=False)
@@ -321,7 +349,7 @@ def pretrain(cfg, data: dict, seen: list[int], seed: int, ckpt_dir: str | Path,
             print(f"encoder {enc.arch} (seed {seed}): pre-trained data-parallel over {world} "
                   "processes; their weights agree", flush=True)
     if main:
-        save_checkpoint(root / "final", enc.epochs, prefixed("model", model.state_dict()), {
+        save_checkpoint(root / "final", epochs, prefixed("model", model.state_dict()), {
             "key": key, "history": json.dumps(history), "seen": seen, "seed": int(seed),
             "encoder": json.dumps(dataclasses.asdict(enc)),
         }, keep=1)

@@ -1,6 +1,8 @@
-"""`reproduce`: encoders per split, then every head (methods with GZSL, Neuron ablations
-with ZSL) for every split and seed; the result tables, the claims computed from them
-(`papers.neuron.claims`) and plots.
+"""`reproduce`: encoders per split; the held-out sweep of every head's (lr, logit scale) on
+each split's seen classes (first seed); then every head at its chosen values (methods with
+GZSL, Neuron ablations with ZSL at Neuron's chosen values, each with one validation head for
+its validation curve) for every split and seed; the result tables, the claims computed from
+them (`papers.neuron.claims`) and plots.
 
 Numbers per (method, unseen size): each seed's metric averaged over that size's splits,
 then mean ± std over seeds."""
@@ -16,9 +18,12 @@ import torch
 
 from papers.neuron import pipeline
 from papers.neuron.claims import (
+    ENCODER_CURVE_TITLE,
     ENCODER_TITLE,
     GZSL_TITLE,
     HEAD_TITLE,
+    SWEEP_TITLE,
+    VAL_TITLE,
     ZSL_KEYS,
     ZSL_TITLE,
     build_claims,
@@ -26,7 +31,8 @@ from papers.neuron.claims import (
     zsl_column,
 )
 from papers.neuron.config import NeuronExperimentConfig
-from papers.neuron.train import HeadJob, run_head
+from papers.neuron.heads import sweep_grid, with_hparams
+from papers.neuron.train import HeadJob, TuneJob, run_head, run_tune
 from shared.cli import Context
 from shared.results import build_results, line_plot, summarize, write_results
 from shared.runs import mark_done, new_reproduce_dir, run_jobs, write_run_info
@@ -44,21 +50,55 @@ class SplitJob:
     unseen: list[int]
 
 
-def build_split(job: SplitJob) -> float:
-    """Pre-train this split's encoder and cache its features (in a worker process)."""
+def build_split(job: SplitJob) -> dict:
+    """Pre-train this split's encoder and cache its features (in a worker process):
+    {"acc": seen-class test top-1, "curve": [[step, lr, loss, seen acc or NaN] per epoch]}."""
     torch.set_num_threads(1)
-    return pipeline.split_features(job.cfg, job.unseen, job.name, show_progress=False)["encoder_seen_acc"]
+    f = pipeline.split_features(job.cfg, job.unseen, job.name, show_progress=False)
+    return {"acc": f["encoder_seen_acc"], "curve": f["encoder_curve"]}
 
 
-def head_jobs(cfg: NeuronExperimentConfig, ctx: Context, split_list) -> list[HeadJob]:
-    jobs = []
+def run_any(job) -> dict:
+    """A sweep point or a head run (one worker function for both)."""
+    return run_tune(job) if isinstance(job, TuneJob) else run_head(job)
+
+
+def tune_jobs(cfg: NeuronExperimentConfig, ctx: Context, split_list) -> list[TuneJob]:
+    """The sweep: every method × split × (lr, logit scale) point, first seed."""
+    return [TuneJob(with_hparams(cfg, lr, scale), ctx, name, unseen, method, "", cfg.seeds[0], lr, scale)
+            for name, unseen in split_list for method in cfg.experiment.methods
+            for lr, scale in sweep_grid(cfg, method)]
+
+
+def chosen(sweep: list[dict]) -> dict[tuple[str, str], tuple[float, float | None]]:
+    """{(method, split): (lr, scale)} with the best held-out ZSL (the first in grid order on ties)."""
+    best: dict = {}
+    for r in sweep:
+        key = (r["method"], r["split"])
+        if key not in best or r["val_zsl"] > best[key]["val_zsl"]:
+            best[key] = r
+    return {k: (r["lr"], r["scale"]) for k, r in best.items()}
+
+
+def head_jobs(cfg: NeuronExperimentConfig, ctx: Context, split_list, picks) -> list:
+    """Every head at its split's chosen (lr, scale); the ablations at Neuron's, each with one
+    validation head (a TuneJob, first seed) for its validation curve."""
+    jobs: list = []
     for name, unseen in split_list:
         for seed in cfg.seeds:
             for method in cfg.experiment.methods:
-                jobs.append(HeadJob(cfg, ctx, name, unseen, method, "", seed, gzsl=True))
-            if len(unseen) in cfg.experiment.ablation_sizes:
+                lr, scale = picks[(method, name)]
+                jobs.append(HeadJob(with_hparams(cfg, lr, scale), ctx, name, unseen, method, "", seed, gzsl=True))
+            if len(unseen) in cfg.experiment.ablation_sizes and "neuron" in cfg.experiment.methods:
+                lr, scale = picks[("neuron", name)]
                 for ablation in cfg.experiment.ablations:
-                    jobs.append(HeadJob(cfg, ctx, name, unseen, "neuron", ablation, seed, gzsl=False))
+                    jobs.append(HeadJob(with_hparams(cfg, lr, scale), ctx, name, unseen, "neuron", ablation,
+                                        seed, gzsl=False))
+        if len(unseen) in cfg.experiment.ablation_sizes and "neuron" in cfg.experiment.methods:
+            lr, scale = picks[("neuron", name)]
+            for ablation in cfg.experiment.ablations:
+                jobs.append(TuneJob(with_hparams(cfg, lr, scale), ctx, name, unseen, "neuron", ablation,
+                                    cfg.seeds[0], lr, scale))
     return jobs
 
 
@@ -77,29 +117,39 @@ def zsl_key(label: str) -> tuple[str, str]:
     return ("zsl", zsl_column(label))
 
 
-def curves_per_seed(results: list[dict], label: str, size: int, seeds: list[int]) -> np.ndarray | None:
-    """[seed, epoch] training loss averaged over the size's splits; None when a run has no curve
-    (a head reused from a run recorded before curves were kept)."""
+def curves_per_seed(results: list[dict], label: str, size: int, seeds: list[int],
+                    group: str = "training", key: str = "loss") -> np.ndarray | None:
+    """[seed, point] of a recorded curve (training loss, or the validation head's pseudo-unseen
+    ZSL) averaged over the size's splits, for the seeds that have it; None when none has."""
     rows = []
     for seed in seeds:
         runs = [r for r in results if r["method"] == label and len(r["unseen"]) == size and r["seed"] == seed]
-        if not runs or any("training" not in r for r in runs):
-            return None
-        rows.append(np.mean([r["training"]["loss"] for r in runs], axis=0))
-    return np.asarray(rows)
+        if runs and all(group in r for r in runs):
+            rows.append(np.mean([r[group][key] for r in runs], axis=0))
+    return np.asarray(rows) if rows else None
 
 
-def head_training_table(results: list[dict], labels, sizes, seeds, epochs: int) -> dict:
+def curve_table(title: str, results: list[dict], labels, sizes, seeds, at: list[int],
+                group: str, key: str) -> dict:
     rows = []
     for label in labels:
         for size in sizes:
-            curves = curves_per_seed(results, label, size, seeds)
-            if curves is None or curves.shape[1] != epochs:
+            curves = curves_per_seed(results, label, size, seeds, group, key)
+            if curves is None or curves.shape[1] != len(at):
                 continue
-            steps = [r["training"]["steps"] for r in results if r["method"] == label and len(r["unseen"]) == size]
-            rows.append([label, size, float(np.mean(steps)), *(summarize(curves[:, e]) for e in range(epochs))])
-    return {"title": HEAD_TITLE, "columns": ["method", "unseen", "steps", *(f"epoch {e + 1}" for e in range(epochs))],
-            "rows": rows}
+            steps = [r[group]["at"][-1] for r in results
+                     if r["method"] == label and len(r["unseen"]) == size and group in r]
+            rows.append([label, size, float(np.mean(steps)), *(summarize(curves[:, e]) for e in range(len(at)))])
+    return {"title": title, "columns": ["method", "unseen", "steps", *(f"step {a}" for a in at)], "rows": rows}
+
+
+def validation_results(results: list[dict], sweep_monitors: list[dict]) -> list[dict]:
+    """The validation curves: the methods' per-seed validation heads (inside their results)
+    and the ablations' validation heads (their TuneJob results), in one shape."""
+    out = [r for r in results if "validation" in r]
+    out += [{"method": m["method"], "unseen": m["unseen"], "seed": m["seed"],
+             "validation": {"zsl": m["curve"], "at": m["at"]}} for m in sweep_monitors]
+    return out
 
 
 def reproduce(cfg: NeuronExperimentConfig, ctx: Context) -> Path | None:
@@ -115,12 +165,18 @@ def reproduce(cfg: NeuronExperimentConfig, ctx: Context) -> Path | None:
     pipeline.sequences(cfg)  # generate (or check) the sequence caches once, before the workers
     pipeline.text_embeddings(cfg, num_classes)  # ...and the text cache
     p = cfg.experiment.processes
-    enc_acc = run_jobs(build_split, [SplitJob(cfg, n, u) for n, u in split_list], p, desc="encoders")
-    jobs = head_jobs(cfg, ctx, split_list)
-    results = run_jobs(run_head, jobs, p, desc="heads")
-    (out / "raw.json").write_text(json.dumps(results) + "\n")
+    encoders = run_jobs(build_split, [SplitJob(cfg, n, u) for n, u in split_list], p, desc="encoders")
+    enc_acc = [e["acc"] for e in encoders]
+    sweep = run_jobs(run_tune, tune_jobs(cfg, ctx, split_list), p, desc="sweep")
+    picks = chosen(sweep)
+    jobs = head_jobs(cfg, ctx, split_list, picks)
+    done = run_jobs(run_any, jobs, p, desc="heads")
+    results = [r for j, r in zip(jobs, done) if isinstance(j, HeadJob)]
+    monitors = [r for j, r in zip(jobs, done) if isinstance(j, TuneJob)]
+    (out / "raw.json").write_text(json.dumps({"heads": results, "sweep": sweep, "ablation_validation": monitors,
+                                              "encoders": encoders}) + "\n")
     sizes = sorted({len(u) for _, u in split_list})
-    labels = list(dict.fromkeys(j.label for j in jobs))
+    labels = list(dict.fromkeys(j.label for j in jobs if isinstance(j, HeadJob)))
     methods, rows_zsl, rows_gzsl = {}, [], []
     for label in labels:
         for size in sizes:
@@ -136,27 +192,40 @@ def reproduce(cfg: NeuronExperimentConfig, ctx: Context) -> Path | None:
             rows_zsl.append(row)
             if any("gzsl_val_gamma" in r for r in results if r["method"] == label):
                 row = [label, size]
-                for group in ("gzsl_val_gamma", "gzsl_test_gamma"):
+                for group in ("gzsl_val_gamma", "gzsl_test_gamma", "gzsl_released"):
                     row += [summarize(per_seed(results, label, size, (group, m), cfg.seeds)) for m in ("S", "U", "H")]
                 rows_gzsl.append(row)
     tables = [
         {"title": ZSL_TITLE,
          "columns": ["method", "unseen", *ZSL_KEYS], "rows": rows_zsl},
         {"title": GZSL_TITLE,
-         "columns": ["method", "unseen", "S (val γ)", "U (val γ)", "H (val γ)", "S (test γ)", "U (test γ)", "H (test γ)"],
+         "columns": ["method", "unseen", "S (val γ)", "U (val γ)", "H (val γ)", "S (test γ)", "U (test γ)",
+                     "H (test γ)", "S (released)", "U (released)", "H (released)"],
          "rows": rows_gzsl},
         {"title": "Context: published unseen top-1 (%) on real NTU data (not comparable with synthetic numbers)",
          "columns": ["method", "NTU-60 55/5", "NTU-120 96/24"],
          "rows": [[k, *v] for k, v in CONTEXT.items()]},
         {"title": ENCODER_TITLE,
-         "columns": ["split", "unseen classes", "seen-class top-1"],
-         "rows": [[n, " ".join(map(str, u)), a] for (n, u), a in zip(split_list, enc_acc)]},
+         "columns": ["split", "unseen classes", "steps", "seen-class top-1"],
+         "rows": [[n, " ".join(map(str, u)), cfg.encoder.steps, a] for (n, u), a in zip(split_list, enc_acc)]},
+        {"title": ENCODER_CURVE_TITLE,
+         "columns": ["split", "epoch", "step", "lr", "training loss", "seen-class top-1"],
+         "rows": [[n, i + 1, int(step), lr, loss, acc if np.isfinite(acc) else ""]
+                  for (n, _), e in zip(split_list, encoders)
+                  for i, (step, lr, loss, acc) in enumerate(e["curve"])]},
+        sweep_table(sweep, picks),
     ]
-    training = head_training_table(results, labels, sizes, cfg.seeds, cfg.train.epochs)
-    tables += [training] if training["rows"] else []
+    at = sweep[0]["at"] if sweep else []
+    training = curve_table(HEAD_TITLE, results, labels, sizes, cfg.seeds, at, "training", "loss")
+    validation = curve_table(VAL_TITLE, validation_results(results, monitors), labels, sizes, cfg.seeds, at,
+                             "validation", "zsl")
+    tables += [t for t in (training, validation) if t["rows"]]
     plots = [_plot(out / "plots", results, labels, sizes, cfg.seeds)]
-    loss_plot = _plot_training(out / "plots", results, labels, sizes, cfg.seeds)
-    plots += [loss_plot] if loss_plot else []
+    for extra in (_plot_training(out / "plots", results, labels, sizes, cfg.seeds, "training", "loss"),
+                  _plot_training(out / "plots", validation_results(results, monitors), labels, sizes, cfg.seeds,
+                                 "validation", "zsl"),
+                  _plot_encoders(out / "plots", split_list, encoders)):
+        plots += [extra] if extra else []
     res = build_results(
         paper=ctx.slug, title=TITLE, config=ctx.config_name, seeds=cfg.seeds, methods=methods,
         claims=[], tables=tables, plots=plots,
@@ -165,7 +234,7 @@ def reproduce(cfg: NeuronExperimentConfig, ctx: Context) -> Path | None:
                "either-branch-right count and needs the label.",
                "Final-epoch heads only; no checkpoint selection."])
     budget = config_budget(cfg, num_classes, sizes)
-    res["claims"], res["protocol_notes"] = build_claims(res, budget, cfg.neuron.logit_scale)
+    res["claims"], res["protocol_notes"] = build_claims(res, budget, cfg.neuron.ablation_loss)
     write_results(out, res)
     mark_done(out)
     return out
@@ -184,16 +253,41 @@ def _plot(out: Path, results, labels, sizes, seeds) -> str:
     return str(path.relative_to(out.parent))
 
 
-def _plot_training(out: Path, results, labels, sizes, seeds) -> str | None:
+def sweep_table(sweep: list[dict], picks: dict) -> dict:
+    rows = [[r["method"], len(r["unseen"]), r["split"], r["lr"], "" if r["scale"] is None else r["scale"],
+             r["val_zsl"], "yes" if picks.get((r["method"], r["split"])) == (r["lr"], r["scale"]) else ""]
+            for r in sweep]
+    return {"title": SWEEP_TITLE, "columns": ["method", "unseen", "split", "lr", "logit scale",
+                                              "held-out ZSL top-1", "chosen"], "rows": rows}
+
+
+def _plot_training(out: Path, results, labels, sizes, seeds, group: str, key: str) -> str | None:
     series = {}
     for label in labels:
         for size in sizes:
-            curves = curves_per_seed(results, label, size, seeds)
-            if curves is not None:
-                epochs = np.arange(1, curves.shape[1] + 1)
-                series[f"{label} ({size})"] = (epochs, curves.mean(0), curves.std(0))
+            runs = [r for r in results if r["method"] == label and len(r["unseen"]) == size and group in r]
+            curves = curves_per_seed(results, label, size, seeds, group, key)
+            if curves is not None and runs:
+                series[f"{label} ({size})"] = (runs[0][group]["at"], curves.mean(0), curves.std(0))
     if not series:
         return None
-    path = line_plot(out / "head_training_loss.png", series, xlabel="epoch", ylabel="mean training loss",
-                     title="Head training loss (split-averaged, mean ± std over seeds)")
+    name, ylabel, title = (("head_training_loss.png", "mean training loss", "Head training loss")
+                           if group == "training" else
+                           ("head_validation_zsl.png", "pseudo-unseen ZSL top-1",
+                            "Validation heads: held-out pseudo-unseen ZSL"))
+    path = line_plot(out / name, series, xlabel="optimizer step", ylabel=ylabel,
+                     title=f"{title} (split-averaged, mean ± std over seeds)")
+    return str(path.relative_to(out.parent))
+
+
+def _plot_encoders(out: Path, split_list, encoders) -> str | None:
+    series = {}
+    for (name, _), e in zip(split_list, encoders):
+        pts = [(c[0], c[3]) for c in e["curve"] if np.isfinite(c[3])]
+        if pts:
+            series[name] = ([x for x, _ in pts], [100 * y for _, y in pts], [0.0] * len(pts))
+    if not series:
+        return None
+    path = line_plot(out / "encoder_seen_accuracy.png", series, xlabel="optimizer step",
+                     ylabel="seen-class test top-1 (%)", title="Encoder pre-training (seen classes only)")
     return str(path.relative_to(out.parent))

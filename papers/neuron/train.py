@@ -17,7 +17,7 @@ import torch
 
 from papers.neuron import pipeline
 from papers.neuron.config import NeuronExperimentConfig
-from papers.neuron.heads import fit_and_score, head_device, score
+from papers.neuron.heads import fit_and_score, head_device, score, validate_head
 from papers.neuron.model import build_head
 from shared import UserError
 from shared.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -27,6 +27,8 @@ from shared.runs import RESULT_FILE, finish_run, is_done, open_run
 from shared.tracking import Tracker
 
 RELEVANT = ("data.", "text.", "encoder.", "neuron.", "train.", "eval.")
+TUNE_RELEVANT = ("data.", "text.", "encoder.", "neuron.", "train.", "eval.pseudo_unseen",
+                 "eval.heldout_fraction", "eval.gamma_points")
 HEAD_DIR = "head"  # the trained head's checkpoint, inside the run directory
 
 
@@ -69,14 +71,60 @@ def run_head(job: HeadJob, show_progress: bool = False) -> dict:
     result, model = fit_and_score(cfg, job.method, job.ablation, split, text, job.seed, gzsl=job.gzsl)
     result.update(split=job.split, unseen=job.unseen, method=job.label, seed=job.seed,
                   encoder_seen_acc=split["encoder_seen_acc"])
-    save_checkpoint(run_dir / HEAD_DIR, cfg.train.epochs,
+    save_checkpoint(run_dir / HEAD_DIR, cfg.train.steps,
                     {k: v.detach().cpu() for k, v in model.state_dict().items()},
                     {"method": job.method, "ablation": job.ablation, "seed": job.seed}, keep=1)
     with Tracker(run_dir, slug=ctx.slug, group=f"{ctx.config_name}-{job.label}",
                  name=f"{ctx.slug}__{job.label}__{job.split}__{ctx.config_name}__{job.seed}",
                  config=to_dict(cfg), use_wandb=cfg.wandb) as tracker:
-        tracker.log(flatten(result), step=cfg.train.epochs)
+        tracker.log(flatten(result), step=cfg.train.steps)
         tracker.summary(flatten(result))
+    return finish_run(run_dir, result)
+
+
+@dataclass
+class TuneJob:
+    """One point of the held-out sweep (cfg carries its lr and logit scale): a validation
+    head on the split's seen classes only (pseudo-unseen classes, held-out samples)."""
+
+    cfg: NeuronExperimentConfig
+    ctx: Context
+    split: str
+    unseen: list[int]
+    method: str
+    ablation: str
+    seed: int
+    lr: float
+    scale: float | None
+
+    @property
+    def label(self) -> str:
+        return label(self.method, self.ablation)
+
+    @property
+    def name(self) -> str:
+        scale = "none" if self.scale is None else f"{self.scale:g}"
+        return f"tune-{self.label}-{self.split}-lr{self.lr:g}-s{scale}"
+
+
+def run_tune(job: TuneJob) -> dict:
+    """A sweep point in its own run directory (reused when finished): {"method", "split",
+    "unseen", "seed", "lr", "scale", "val_zsl", "gamma", "curve", "at", "loss"}."""
+    torch.set_num_threads(1)
+    cfg, ctx = job.cfg, job.ctx
+    run_dir, done = open_run(cfg, ctx.slug, ctx.config_name, job.name, job.seed, TUNE_RELEVANT,
+                             {"seed": job.seed, "split": job.split, "unseen": job.unseen,
+                              "method": job.method, "ablation": job.ablation, "lr": job.lr,
+                              "scale": job.scale})
+    if done is not None:
+        return done
+    text = pipeline.text_embeddings(cfg, pipeline.class_count(cfg))
+    split = pipeline.split_features(cfg, job.unseen, job.split, show_progress=False)
+    val = validate_head(cfg, job.method, job.ablation, split["train_feats"], split["train_labels"],
+                        split["seen"], text, job.seed)
+    result = {"method": job.label, "split": job.split, "unseen": job.unseen, "seed": job.seed,
+              "lr": job.lr, "scale": job.scale, "val_zsl": val["zsl"], "gamma": val["gamma"],
+              "curve": val["curve"], "at": val["at"], "loss": val["loss"]}
     return finish_run(run_dir, result)
 
 

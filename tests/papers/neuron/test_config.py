@@ -21,8 +21,12 @@ def test_configs_load(name):
 def test_paper_config_is_ntu60_with_the_released_split_and_sizes():
     cfg = load_config(NeuronExperimentConfig, CONFIGS, "paper", [])
     assert cfg.data.source == "ntu60" and cfg.encoder.width == 256 and cfg.neuron.prototypes == 80
-    assert [10, 11, 19, 26, 56] in cfg.experiment.unseen_lists
-    assert sorted(len(u) for u in cfg.experiment.unseen_lists) == [5, 12]
+    # the released 55/5 and 48/12 splits, exactly
+    assert cfg.experiment.unseen_lists == [[10, 11, 19, 26, 56], [3, 5, 9, 12, 15, 40, 42, 47, 51, 56, 58, 59]]
+    assert cfg.encoder.blocks == [4, 3, 3] and cfg.neuron.prototype_init == "normal"  # Shift-GCN, nn.Embedding
+    # schedules in steps: the paper's epochs × ~575 steps per epoch
+    assert (cfg.encoder.steps, cfg.encoder.milestones) == (110 * 575, [60 * 575, 80 * 575, 100 * 575])
+    assert (cfg.train.steps, cfg.train.milestones) == (30 * 575, [4 * 575, 20 * 575])
 
 
 def test_bad_config_values_are_user_errors():
@@ -50,13 +54,21 @@ def test_every_numeric_field_declares_its_range():
     ("experiment.processes=0", "'experiment.processes': 0 is out of range"),
     ("experiment.ablation_sizes=[1]", "'experiment.ablation_sizes[0]': 1 is out of range"),
     ("encoder.width=0", "'encoder.width': 0 is out of range (allowed: >= 4)"),
-    ("encoder.epochs=0", "'encoder.epochs': 0 is out of range"),
+    ("encoder.steps=0", "'encoder.steps': 0 is out of range"),
+    ("encoder.milestones=[600]", "'encoder.milestones': [600] not below encoder.steps (5)"),
+    ("encoder.warmup_steps=600", "'encoder.warmup_steps': 600 must be below encoder.steps (5)"),
+    ("encoder.blocks=[2,2]", "'encoder.blocks': [2, 2] needs one count per stage (3)"),
+    ("train.milestones=[300]", "'train.milestones': [300] not below train.steps (6)"),
+    ("tune.lrs=[0]", "'tune.lrs[0]': 0 is out of range"),
+    ("tune.logit_scales=[-1]", "'tune.logit_scales[0]': -1 is out of range"),
+    ("neuron.prototype_init=uniform", "neuron.prototype_init"),
+    ("neuron.ablation_loss=sum", "neuron.ablation_loss"),
     ("encoder.in_frames=0", "'encoder.in_frames': 0 is out of range"),
     ("encoder.lr=0", "'encoder.lr': 0 is out of range (allowed: > 0)"),
     ("encoder.weight_decay=-1e-4", "'encoder.weight_decay': -0.0001 is out of range"),
     ("encoder.milestones=[0]", "'encoder.milestones[0]': 0 is out of range"),
     ("train.momentum=1", "'train.momentum': 1 is out of range (allowed: >= 0 and < 1)"),
-    ("train.epochs=0", "'train.epochs': 0 is out of range"),
+    ("train.steps=0", "'train.steps': 0 is out of range"),
     ("neuron.logit_scale=0", "'neuron.logit_scale': 0 is out of range (allowed: > 0)"),
     ("neuron.hidden=0", "'neuron.hidden': 0 is out of range"),
     ("neuron.active=[0,4,2]", "'neuron.active[0]': 0 is out of range"),

@@ -46,8 +46,8 @@ def fake_data(classes: int = 3, per_class: int = 8, seed: int = 0) -> dict:
 
 def tiny_cfg(**encoder) -> NeuronExperimentConfig:
     cfg = NeuronExperimentConfig(device="cpu")
-    settings = {"width": 8, "in_frames": 16, "out_frames": 4, "epochs": 3, "batch_size": 8,
-                "milestones": [2], **encoder}
+    settings = {"width": 8, "in_frames": 16, "out_frames": 4, "steps": 6, "batch_size": 8,
+                "milestones": [4], "eval_points": 2, **encoder}
     cfg.encoder = EncoderConfig(**settings)
     return cfg
 
@@ -185,8 +185,9 @@ def test_pretrain_deterministic_and_resume_equals_uninterrupted(tmp_path):
     a = pretrain(cfg, data, seen, seed=1, ckpt_dir=tmp_path / "a", progress=False)
     b = pretrain(cfg, data, seen, seed=1, ckpt_dir=tmp_path / "b", progress=False)
     assert_same_weights(a, b)
-    assert a.history == b.history and len(a.history) == 3
-    assert [r["lr"] for r in a.history] == pytest.approx([0.1, 0.1, 0.01])
+    assert a.history == b.history and len(a.history) == 3  # 2 batches per epoch, 6 steps
+    assert [r["lr"] for r in a.history] == pytest.approx([0.1, 0.1, 0.01])  # × 0.1 at step 4
+    assert [r["step"] for r in a.history] == [2, 4, 6]
 
     def kill(epoch, record):
         if epoch == 1:
@@ -205,7 +206,7 @@ def test_pretrain_deterministic_and_resume_equals_uninterrupted(tmp_path):
 
 
 def test_pretrain_reuses_stored_weights(tmp_path, monkeypatch):
-    cfg, data = tiny_cfg(epochs=1), fake_data()
+    cfg, data = tiny_cfg(steps=2, milestones=[]), fake_data()
     first = pretrain(cfg, data, [0, 1], seed=0, ckpt_dir=tmp_path, progress=False)
 
     def no_training(*args, **kwargs):
@@ -223,7 +224,7 @@ def test_pretrain_reuses_stored_weights(tmp_path, monkeypatch):
 
 def test_pretrain_learns_a_separable_task(tmp_path):
     torch.set_num_threads(1)
-    cfg = tiny_cfg(width=16, epochs=6, milestones=[5])
+    cfg = tiny_cfg(width=16, steps=48, milestones=[40])  # 6 passes of 8 batches
     train = fake_data(classes=4, per_class=16, seed=0)
     test = fake_data(classes=4, per_class=8, seed=1)
     model = pretrain(cfg, train, [0, 1, 2, 3], seed=0, ckpt_dir=tmp_path, progress=False)
@@ -231,8 +232,27 @@ def test_pretrain_learns_a_separable_task(tmp_path):
     assert acc > 0.5, acc  # chance is 0.25
 
 
+def test_pretrain_schedule_is_in_steps_with_a_cut_last_epoch_and_a_monitor_curve(tmp_path):
+    cfg, data, seen = tiny_cfg(steps=5, warmup_steps=2, milestones=[3], eval_points=2), fake_data(), [0, 2]
+    lrs = []
+    orig = torch.optim.SGD.step
+
+    def spy(self, *a, **k):
+        lrs.append(self.param_groups[0]["lr"])
+        return orig(self, *a, **k)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch.optim.SGD, "step", spy)
+        model = pretrain(cfg, data, seen, seed=0, ckpt_dir=tmp_path, progress=False, monitor=data)
+    assert lrs == pytest.approx([0.05, 0.1, 0.1, 0.01, 0.01])  # warm-up 2, × 0.1 at step 3
+    assert [r["step"] for r in model.history] == [2, 4, 5]  # the last epoch cut at 5 steps
+    measured = [r["epoch"] for r in model.history if "seen_acc" in r]
+    assert measured == [2, 3] and all(0 <= r["seen_acc"] <= 1 for r in model.history if "seen_acc" in r)
+    assert model.history[-1]["seen_acc"] == encoder_accuracy(model, data, seen, cfg)  # the final weights
+
+
 def test_extract_features(tmp_path):
-    cfg, data = tiny_cfg(epochs=1), fake_data()
+    cfg, data = tiny_cfg(steps=2, milestones=[]), fake_data()
     model = pretrain(cfg, data, [0, 1], seed=0, ckpt_dir=tmp_path, progress=False)
     assert 0 <= encoder_accuracy(model, data, [0, 1]) <= 1  # pipeline from the encoder itself
     feats = extract_features(model, data, cfg, batch_size=5)

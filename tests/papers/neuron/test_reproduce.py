@@ -11,7 +11,7 @@ import pytest
 
 import papers.neuron
 from papers.neuron.__main__ import COMMANDS
-from papers.neuron.claims import HEAD_TITLE
+from papers.neuron.claims import ENCODER_CURVE_TITLE, HEAD_TITLE, SWEEP_TITLE, VAL_TITLE
 from papers.neuron.config import NeuronExperimentConfig
 from shared.cli import run_cli
 from shared.results import VERDICTS, validate
@@ -54,11 +54,14 @@ def test_smoke_reproduce_writes_claims_tables_and_plot(smoke):
 def test_smoke_reproduce_records_head_curves_that_the_claims_read(smoke):
     _, out, results = smoke
     training = next(t for t in results["tables"] if t["title"] == HEAD_TITLE)
-    assert training["columns"][-1] == "epoch 2"  # smoke: 2 head epochs
+    assert training["columns"][3:] == ["step 2", "step 4", "step 6"]  # smoke: 6 steps, 3 log points
     assert {row[0] for row in training["rows"]} == set(results["methods"])
-    assert any(p.endswith("head_training_loss.png") for p in results["plots"])
+    validation = next(t for t in results["tables"] if t["title"] == VAL_TITLE)
+    assert {row[0] for row in validation["rows"]} == set(results["methods"])  # ablations too
+    for name in ("head_training_loss.png", "head_validation_zsl.png", "encoder_seen_accuracy.png"):
+        assert any(p.endswith(name) for p in results["plots"]), name
     for claim in results["claims"]:
-        for kind in ("converged", "learned"):
+        for kind in ("converged", "validation plateaued", "learned"):
             measured = [p for p in claim["preconditions"] if p["name"].startswith(kind)]
             assert len(measured) == 2 and all(isinstance(p["value"], float) for p in measured)
     # smoke heads at logit scale 0.1 barely move: the learned precondition must say so
@@ -66,9 +69,36 @@ def test_smoke_reproduce_records_head_curves_that_the_claims_read(smoke):
                    if p["name"].startswith("learned"))
 
 
+def test_smoke_reproduce_sweeps_every_head_on_held_out_classes_and_trains_at_the_choice(smoke):
+    root, out, results = smoke
+    sweep = next(t for t in results["tables"] if t["title"] == SWEEP_TITLE)
+    rows = sweep["rows"]
+    # smoke: lr [0.1] × scales [0.1, 1] for the scaled heads, lr only for SMIE's critic; 2 splits
+    assert sorted((r[0], r[2], r[4]) for r in rows if r[0] == "neuron") == [
+        ("neuron", "u12-0", 0.1), ("neuron", "u12-0", 1.0), ("neuron", "u5-0", 0.1), ("neuron", "u5-0", 1.0)]
+    assert sorted(r[4] for r in rows if r[0] == "smie") == ["", ""]
+    for method in ("neuron", "devise", "smie"):
+        for split in ("u5-0", "u12-0"):
+            picked = [r for r in rows if r[0] == method and r[2] == split and r[6] == "yes"]
+            assert len(picked) == 1
+            best = max(r[5] for r in rows if r[0] == method and r[2] == split)
+            assert picked[0][5] == best  # the held-out best
+            run = sorted((root / "neuron" / "smoke" / f"{method}-{split}").glob("seed0-*"))[0]
+            used = (run / "config.yaml").read_text()
+            assert f"lr: {picked[0][3]}" in used
+            if method != "smie":
+                assert f"logit_scale: {picked[0][4]}" in used
+    gzsl = results["tables"][1]
+    assert gzsl["columns"][-3:] == ["S (released)", "U (released)", "H (released)"]
+    curve = next(t for t in results["tables"] if t["title"] == ENCODER_CURVE_TITLE)
+    assert {r[0] for r in curve["rows"]} == {"u5-0", "u12-0"}
+    assert any(isinstance(r[-1], float) and 0 <= r[-1] <= 1 for r in curve["rows"])
+
+
 def test_resume_latest_reuses_every_finished_head(smoke):
     root, _, results = smoke
-    runs = sorted((root / "neuron" / "smoke").glob("*-u*/seed*"))
+    runs = sorted((root / "neuron" / "smoke").glob("*-u*/seed*"))  # heads and sweep points
+    assert any(p.parent.name.startswith("tune-") for p in runs)
     stamps = {p: (p / "result.json").stat().st_mtime_ns for p in runs}
     assert _cli("reproduce", "--config", "smoke", f"runs_dir={root}", f"data_dir={root}/data",
                 "wandb=false", "resume=latest") == 0

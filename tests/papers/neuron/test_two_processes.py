@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 HERE = Path(__file__).resolve().parent
 SMOKE_TEST_PER_CLASS = 2  # configs/smoke.yaml: data.test_per_class
@@ -87,7 +88,11 @@ def test_a_data_parallel_epoch_equals_the_one_process_epoch_in_float64(repo_root
 def test_train_on_two_processes(launch, list_run_dirs, neuron_smoke, fresh_data, tmp_path):
     root, _, _ = neuron_smoke
     data, runs = fresh_data, tmp_path / "runs"
-    proc = launch("neuron", _argv("train", runs, data), nproc=2, launcher="torchrun")
+    # the one-process run of the same head: the session's smoke reproduce, at its sweep's choice
+    (ref_run,) = (root / "neuron" / "smoke" / "neuron-u5-0").glob("seed0-*")
+    used = yaml.safe_load((ref_run / "config.yaml").read_text())
+    picked = [f"train.lr={used['train']['lr']}", f"neuron.logit_scale={used['neuron']['logit_scale']}"]
+    proc = launch("neuron", [*_argv("train", runs, data), *picked], nproc=2, launcher="torchrun")
     # both processes pre-trained (a single process would not print this) and agreed
     assert proc.stdout.count("pre-trained data-parallel over 2 processes; their weights agree") == 1
     assert proc.stdout.count("neuron on u5-0 (seed 0):") == 1  # only the main process reports
@@ -97,8 +102,6 @@ def test_train_on_two_processes(launch, list_run_dirs, neuron_smoke, fresh_data,
     assert len(list((data / "neuron").glob("features-*.npz"))) == 1
     assert len(list((data / "neuron").glob("encoder-*/encoder-*/final/step_*"))) == 1
     assert not list((data / "neuron").glob("encoder-*/encoder-*/epochs"))
-    # the one-process run of the same head: the session's smoke reproduce
-    (ref_run,) = (root / "neuron" / "smoke" / "neuron-u5-0").glob("seed0-*")
     got, ref = (json.loads((p / "result.json").read_text()) for p in (run, ref_run))
     assert got["unseen"] == ref["unseen"] and got["training"]["steps"] == ref["training"]["steps"]
     unseen = len(ref["unseen"]) * SMOKE_TEST_PER_CLASS
@@ -128,7 +131,7 @@ def test_reproduce_on_two_processes_writes_one_result_set(launch, list_run_dirs,
     assert [t["title"] for t in results["tables"]] == [t["title"] for t in ref_results["tables"]]
     # one run directory per (method, split, seed): the seed-0 method runs of the 1-process run
     key = lambda p: (p.parent.name, p.name.split("-")[0])  # noqa: E731
-    dirs = list_run_dirs(runs, "neuron")
+    dirs = [d for d in list_run_dirs(runs, "neuron") if not d.parent.name.startswith("tune-")]
     refs = {key(p): p for p in list_run_dirs(root, "neuron")
             if p.name.startswith("seed0-") and p.parent.name.split("-")[0] in results["methods"]
             and p.parent.name.count("-") == 2}
