@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from shared.offline_rl import Evaluator, RandomBatchPolicy, ScriptedBatchPolicy
+from shared.offline_rl import Evaluator, RandomBatchPolicy, ScriptedBatchPolicy, make_env
 
 TASKS = ["reach-v3", "button-press-topdown-v3"]
 GOALS = list(range(8))
@@ -71,3 +71,36 @@ def test_bad_action_shape_is_refused():
 
     with Evaluator(["reach-v3"], [0], 5) as evaluator, pytest.raises(ValueError, match="shape"):
         evaluator.run(Wrong())
+
+
+def test_reused_envs_give_the_episodes_of_new_ones(monkeypatch):
+    """A closed evaluator's envs go back to the process pool and the next evaluator reuses
+    them, switched to other goals: per-episode results equal those on freshly built envs."""
+    from shared.offline_rl import evaluator as ev
+
+    monkeypatch.setattr(ev, "_POOL", type(ev._POOL)())
+    policy = ScriptedBatchPolicy(TASKS, noise_std=1.0, seed=5)
+    with Evaluator(TASKS, [0, 1, 2], 100) as first:
+        first.run(policy)
+    assert sum(len(v) for v in ev._POOL.values()) == 6
+    built = []
+    monkeypatch.setattr(ev, "make_env", lambda *a, **k: built.append(a) or make_env(*a, **k))
+    with Evaluator(TASKS, [4, 2, 7], 100) as reused:
+        got = reused.run(policy)
+    assert built == []  # all six came from the pool, on other goals for four of them
+    monkeypatch.setattr(ev, "_POOL", type(ev._POOL)())
+    with Evaluator(TASKS, [4, 2, 7], 100) as fresh:
+        want = fresh.run(policy)
+    assert len(built) == 6
+    assert got["per_episode"] == want["per_episode"] and got["env_steps"] == want["env_steps"]
+    assert 0 < want["success"] < 1
+
+
+def test_the_pool_keeps_at_most_pool_size_idle_envs(monkeypatch):
+    from shared.offline_rl import evaluator as ev
+
+    monkeypatch.setattr(ev, "_POOL", type(ev._POOL)())
+    monkeypatch.setattr(ev, "POOL_SIZE", 3)
+    for i in range(5):
+        ev._release(("task", i), object())
+    assert [k[1] for k in ev._POOL] == [2, 3, 4]
