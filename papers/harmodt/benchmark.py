@@ -21,6 +21,7 @@ from papers.harmodt.config import HarmoDTConfig
 from papers.harmodt.data import load_task_data
 from papers.harmodt.eval import RunEvaluation
 from papers.harmodt.train import Trainer
+from shared.cli import check_dir
 from shared.config import load_config
 from shared.offline_rl import task_set
 from shared.offline_rl.benchmark import bare_step_rate, generation_rate
@@ -56,10 +57,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--episodes", type=int, default=80, help="episodes per task for generation (small: 80)")
     parser.add_argument("--iterations", type=int, default=100, help="timed training iterations per method")
     parser.add_argument("--bare-steps", type=int, default=1000, help="env steps of the bare loop per task")
+    parser.add_argument("--data-dir", default="", help="the training/evaluation datasets' cache "
+                        "(default: a temporary one, generated here); generation is timed apart")
     args = parser.parse_args(argv)
+    if args.data_dir:
+        check_dir("data_dir", args.data_dir)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config(HarmoDTConfig, Path(papers.harmodt.__file__).parent / "configs", args.config,
-                          [f"data_dir={tmp}", "eval.stop_on_success=false", "wandb=false"])
+                          [f"data_dir={args.data_dir or tmp}", f"data.workers={args.workers}",
+                           "eval.stop_on_success=false", "wandb=false"])
         tasks, workers = task_set(cfg.data.tasks), resolve_workers(args.workers)
         steps = cfg.data.max_steps
         bare = len(tasks) / sum(1 / bare_step_rate(t, args.bare_steps) for t in tasks)
@@ -83,4 +89,12 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    from shared import UserError
+
+    try:
+        main()
+    except UserError as exc:  # a bad --config or --data-dir: one line, exit 2
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -26,7 +26,7 @@ def fingerprint(root: Path) -> dict[str, str]:
     smoke = root / "harmodt" / "smoke"
     results = json.loads(next((smoke / "reproduce").glob("*/results.json")).read_text())
     parts = {"methods": json.dumps(results["methods"], sort_keys=True),
-             "claims": json.dumps([(c["claim"], c["ours"], c["holds"]) for c in results["claims"]],
+             "claims": json.dumps([(c["claim"], c["ours"], c["verdict"]) for c in results["claims"]],
                                   sort_keys=True)}
     for run in sorted(smoke.glob("*/seed*")):
         summary = json.loads((run / "summary.json").read_text())

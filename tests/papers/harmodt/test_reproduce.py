@@ -19,8 +19,8 @@ PAPER_DIR = Path(papers.harmodt.__file__).parent
 METHODS = ("HarmoDT-F", "HarmoDT-M", "HarmoDT-R", "G-HarmoDT", "Prompt-DT", "MTDT", "MTBC")
 
 
-def _reproduce(root, *extra):
-    argv = ["reproduce", "--config", "smoke", f"runs_dir={root}", f"data_dir={root}/data",
+def _reproduce(root, data, *extra):
+    argv = ["reproduce", "--config", "smoke", f"runs_dir={root}", f"data_dir={data}",
             "wandb=false", *extra]
     assert run_cli("harmodt", HarmoDTConfig, COMMANDS, PAPER_DIR, argv) == 0
     outs = sorted((root / "harmodt" / "smoke" / "reproduce").iterdir())
@@ -28,9 +28,10 @@ def _reproduce(root, *extra):
 
 
 @pytest.fixture(scope="module")
-def first_run(tmp_path_factory):
+def first_run(tmp_path_factory, smoke_data_dir):
+    """The folder's first use of the session's smoke data directory: it generates the data."""
     root = tmp_path_factory.mktemp("runs")
-    return root, *_reproduce(root)
+    return root, *_reproduce(root, smoke_data_dir)
 
 
 def test_smoke_reproduce_reports_every_method_on_both_qualities(first_run):
@@ -69,18 +70,18 @@ def test_a_fresh_record_re_renders_to_the_same_claims(first_run):
     assert again["protocol_notes"] == results["protocol_notes"]
 
 
-def test_same_seed_gives_identical_results(first_run, tmp_path):
+def test_same_seed_gives_identical_results(first_run, smoke_data_dir, tmp_path):
     """G-HarmoDT exercises every stream (masks, clustering, gate, evaluation)."""
     _, _, results = first_run
-    _, again = _reproduce(tmp_path, "train.methods=[g-harmodt]")
+    _, again = _reproduce(tmp_path, smoke_data_dir, "train.methods=[g-harmodt]")
     for key in ("G-HarmoDT / near-optimal", "G-HarmoDT / sub-optimal"):
         assert again["methods"][key] == results["methods"][key]
 
 
-def test_resume_latest_reuses_every_finished_run(first_run):
+def test_resume_latest_reuses_every_finished_run(first_run, smoke_data_dir):
     root, _, results = first_run
     before = sorted((root / "harmodt" / "smoke").glob("*/seed*"))
-    _, resumed = _reproduce(root, "resume=latest")
+    _, resumed = _reproduce(root, smoke_data_dir, "resume=latest")
     assert sorted((root / "harmodt" / "smoke").glob("*/seed*")) == before
     assert resumed["methods"] == results["methods"]
 
@@ -112,11 +113,11 @@ def test_eval_without_a_trained_run_is_a_clear_error(one_line_error):
     assert "train it first" in one_line_error("harmodt", "eval", ["method=mtdt"])
 
 
-def test_benchmark_runs_on_the_smoke_config(capsys):
+def test_benchmark_runs_on_the_smoke_config(capsys, smoke_data_dir):
     from papers.harmodt.benchmark import main
 
     main(["--config", "smoke", "--workers", "1", "--episodes", "1", "--iterations", "5",
-          "--bare-steps", "100"])
+          "--bare-steps", "100", "--data-dir", str(smoke_data_dir)])
     out = capsys.readouterr().out
     assert "env steps/s" in out and "iterations/s" in out and "episodes/s" in out
 

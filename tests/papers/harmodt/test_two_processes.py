@@ -32,13 +32,24 @@ def _masks(run: Path) -> dict[str, np.ndarray]:
     return {k: v for k, v in tensors.items() if k.startswith("mask.")}
 
 
-def test_train_on_two_processes_equals_one_process(launch, list_run_dirs, smoke_data_dir, tmp_path):
-    one, two = tmp_path / "one", tmp_path / "two"
+def test_reproduce_on_two_processes_is_one_result_set_with_the_one_process_steps(
+        launch, list_run_dirs, smoke_data_dir, tmp_path):
+    """One launch checks both: `reproduce` on two processes writes one run directory and one
+    result set, and its run took the steps of a one-process `train` of the same run."""
+    one, runs = tmp_path / "one", tmp_path / "runs"
     assert main(_argv("train", one, smoke_data_dir)) == 0
-    proc = launch("harmodt", _argv("train", two, smoke_data_dir), nproc=2, launcher="torchrun")
-    assert proc.stdout.count("final success") == 1  # only the main process reports
-    (run,) = list_run_dirs(two, "harmodt")
+    argv = _argv("reproduce", runs, smoke_data_dir, "num_seeds=1", "data.qualities=[near-optimal]",
+                 "train.methods=[g-harmodt]")
+    proc = launch("harmodt", argv, nproc=2, launcher="torchrun")
+    assert proc.stdout.count("harmodt smoke: ") == 1  # the one summary line, from the main process
+    (out,) = (runs / "harmodt" / "smoke" / "reproduce").iterdir()
+    assert (out / "RESULTS.md").exists()
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["methods"]) == {"G-HarmoDT / near-optimal"}
+    (run,) = list_run_dirs(runs, "harmodt")
     (ref,) = list_run_dirs(one, "harmodt")
+    assert run.parent.name == ref.parent.name == "g-harmodt-near-optimal"
+    assert run.name.startswith("seed0-") and ref.name.startswith("seed0-")
     assert (run / "DONE").exists() and json.loads((run / "run.json").read_text())["processes"] == 2
     got, want = _losses(run), _losses(ref)
     assert len(got) == len(want) > 0
@@ -47,19 +58,3 @@ def test_train_on_two_processes_equals_one_process(launch, list_run_dirs, smoke_
     assert masks.keys() == ref_masks.keys() and masks
     for key in masks:
         np.testing.assert_array_equal(masks[key], ref_masks[key])
-
-
-def test_reproduce_on_two_processes_writes_one_result_set(launch, list_run_dirs, smoke_data_dir,
-                                                         tmp_path):
-    runs = tmp_path / "runs"
-    argv = _argv("reproduce", runs, smoke_data_dir, "num_seeds=1", "data.qualities=[near-optimal]",
-                 "train.methods=[harmodt-m,prompt-dt]")
-    proc = launch("harmodt", argv, nproc=2, launcher="torchrun")
-    assert proc.stdout.count("harmodt smoke: ") == 1  # the one summary line, from the main process
-    (out,) = (runs / "harmodt" / "smoke" / "reproduce").iterdir()
-    assert (out / "RESULTS.md").exists()
-    results = json.loads((out / "results.json").read_text())
-    assert set(results["methods"]) == {"HarmoDT-M / near-optimal", "Prompt-DT / near-optimal"}
-    dirs = list_run_dirs(runs, "harmodt")
-    assert sorted(p.parent.name for p in dirs) == ["harmodt-m-near-optimal", "prompt-dt-near-optimal"]
-    assert all((p / "DONE").exists() for p in dirs)
