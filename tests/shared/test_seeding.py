@@ -42,7 +42,7 @@ def test_env_and_its_spaces_are_seeded():
 
 
 def _train_tiny(threads: int) -> tuple[float, float]:
-    """100 SGD steps of a small MLP at a given intra-op thread count."""
+    """30 SGD steps of a small MLP at a given intra-op thread count."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -50,8 +50,8 @@ def _train_tiny(threads: int) -> tuple[float, float]:
         net = torch.nn.Sequential(torch.nn.Linear(40, 256), torch.nn.ReLU(),
                                   torch.nn.Linear(256, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
         opt = torch.optim.SGD(net.parameters(), lr=0.05)
-        x, y = torch.randn(512, 40), torch.randint(0, 10, (512,))
-        for _ in range(100):
+        x, y = torch.randn(128, 40), torch.randint(0, 10, (128,))
+        for _ in range(30):
             opt.zero_grad()
             loss = torch.nn.functional.cross_entropy(net(x), y)
             loss.backward()
