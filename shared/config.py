@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import inspect
 import math
 import re
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from shared import UserError
@@ -246,6 +247,14 @@ def _read_yaml(path: Path) -> dict:
     return data
 
 
+@functools.lru_cache(maxsize=64)
+def _structured(schema: type) -> DictConfig:
+    """The schema's defaults as an OmegaConf node, built once per schema (about half of a
+    `load_config`): `OmegaConf.merge` deep-copies its first argument, so this is never
+    modified."""
+    return OmegaConf.structured(schema)
+
+
 def load_config(schema: type[T], config_dir: Path, name: str, overrides: list[str]) -> T:
     """Schema defaults <- `config_dir/<name>.yaml` <- `key=value` overrides, type-checked."""
     path = config_path(config_dir, name)
@@ -255,7 +264,7 @@ def load_config(schema: type[T], config_dir: Path, name: str, overrides: list[st
     defaults = schema()
     try:
         merged = OmegaConf.merge(
-            OmegaConf.structured(schema),
+            _structured(schema),
             OmegaConf.create(_read_yaml(path)),
             OmegaConf.from_dotlist(list(overrides)),
         )
