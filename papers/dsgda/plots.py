@@ -1,6 +1,6 @@
 """The figures of the D-SGDA reproduction (PNG, via shared.results.line_plot): per setting,
 ε against T for every η, ε and the weak PD gap against N, ε and the consensus distance
-against K, and the test primal risk against T for every N (the optimal-T trade-off)."""
+against K, and the population primal risk against T for every N (the optimal-T trade-off)."""
 
 from __future__ import annotations
 
