@@ -52,6 +52,18 @@ def time_steps(model, x, y, steps: int, keep, device) -> float:
     return (time.perf_counter() - start) / steps
 
 
+def time_keep(params, steps: int, keep, device) -> float:
+    """Seconds per step of the bookkeeping alone (no training step): a second estimate of the
+    overhead, as keep time / SGD step time, less sensitive to a loaded machine than the
+    difference of two noisy step times."""
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        keep(params)
+    _sync(device)
+    return (time.perf_counter() - start) / steps
+
+
 def bench(name, make_model, x, y, windows, period, periods, repeats, device) -> dict:
     model = make_model().to(device)
     x, y = x.to(device), y.to(device)
@@ -78,13 +90,23 @@ def bench(name, make_model, x, y, windows, period, periods, repeats, device) -> 
     for _ in range(repeats):
         for variant, keep in keeps.items():
             times[variant].append(time_steps(model, x, y, steps, keep, device))
+    alone = {name: [] for name in ("ring", "horizon")}
+    for _ in range(repeats):
+        fresh = variants()
+        for variant in alone:
+            alone[variant].append(time_keep(params, steps, fresh[variant], device))
     med = {k: statistics.median(v) for k, v in times.items()}
+    keep_alone = {k: statistics.median(v) for k, v in alone.items()}
     return {"model": name, "params": sum(t.numel() for t in params), "batch": len(x),
             "windows": windows, "period_steps": period, "steps_timed": steps,
             "sgd_ms": 1e3 * med["sgd"], "ring_ms": 1e3 * med["ring"],
             "horizon_ms": 1e3 * med["horizon"],
             "ring_overhead_pct": 100 * (med["ring"] / med["sgd"] - 1),
             "horizon_overhead_pct": 100 * (med["horizon"] / med["sgd"] - 1),
+            "ring_alone_ms": 1e3 * keep_alone["ring"],
+            "horizon_alone_ms": 1e3 * keep_alone["horizon"],
+            "ring_alone_pct": 100 * keep_alone["ring"] / med["sgd"],
+            "horizon_alone_pct": 100 * keep_alone["horizon"] / med["sgd"],
             "amortised_adds_per_step": sum(windows) / period}
 
 
@@ -114,12 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     ]
     print(f"device: {device}, torch threads: {torch.get_num_threads()}")
     print("| model | params | batch | steps per evaluation | SGD step (ms) | + ring buffer | "
-          "+ horizon sums (ours) |")
-    print("|---|---|---|---|---|---|---|")
+          "+ horizon sums (ours) | ring alone / SGD step | horizon sums alone / SGD step |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['model']} | {r['params']:,} | {r['batch']} | {r['period_steps']} | "
               f"{r['sgd_ms']:.3f} | {r['ring_ms']:.3f} ({r['ring_overhead_pct']:+.1f} %) | "
-              f"{r['horizon_ms']:.3f} ({r['horizon_overhead_pct']:+.1f} %) |")
+              f"{r['horizon_ms']:.3f} ({r['horizon_overhead_pct']:+.1f} %) | "
+              f"{r['ring_alone_pct']:.1f} % | {r['horizon_alone_pct']:.2f} % |")
     if args.out:
         with open(args.out, "w") as fh:
             json.dump({"device": str(device), "threads": torch.get_num_threads(), "rows": rows},
