@@ -367,7 +367,8 @@ def rerender(results: dict, *, commit: str, wall_time_s: float | None = None,
     `command`, `created`, `versions` and `seeds` are kept. The tables the claims read and the
     recorded run lacks are added from `vocabulary_rows` (computed from the code) and `tuning`
     (from the run's config), when given; a table already present is kept. The re-render note
-    is added once (with `commit`), so re-rendering a re-rendered file changes nothing."""
+    is added once (with `commit`) to a schema-1 record, so re-rendering a re-rendered file, or
+a record written in schema 2, changes nothing."""
     out = dict(results)
     tables = list(results["tables"])
     if vocabulary_rows is not None and _table(tables, VOCAB_TABLE) is None:
@@ -375,7 +376,7 @@ def rerender(results: dict, *, commit: str, wall_time_s: float | None = None,
     if tuning is not None and _table(tables, TUNING_TABLE) is None:
         tables.append(tuning)
     notes = list(results.get("notes", []))
-    if not any(n.startswith("claims re-rendered into schema 2") for n in notes):
+    if results.get("schema") != 2 and not any(n.startswith("claims re-rendered into schema 2") for n in notes):
         notes.append(RERENDER_NOTE.format(commit=commit[:7], orig=results["git"]["commit"][:7]))
     added = [t["title"] for t in tables[len(results["tables"]):]]
     if added:
