@@ -152,7 +152,9 @@ class TrainConfig:
     lawa_windows: list[int] = nums([5, 10], ge=1)  # LAWA k over epoch ends (fewer epochs so far: all of them)
     fwa_windows: list[int] = nums([], ge=1, nonempty=False)  # optional FWA k over steps (each ≤ T/2, T = epochs × steps per epoch)
     ema_decay: float = num(0.998, ge=0, lt=1)  # EMA baseline, per step
-    swa_start: float = num(0.75, ge=0, lt=1)  # SWA averages the epoch ends after this fraction of the epochs (0 = since the start); its step size is SGD's own (constant at small scale)
+    swa_start: float = num(0.75, ge=0, lt=1)  # SWA averages the epoch ends after this fraction of the epochs (0 = since the start)
+    swa_lr: float = num(0.0, ge=0)  # SWA's own step size after swa_start (0 = SGD's own: SWA is read off SGD's trajectory; > 0: a branch of the run continues from swa_start at this step size, (1 − swa_start) of a run more compute)
+    swa_anneal_epochs: int = num(0, ge=0)  # epochs over which the SWA branch's step size anneals (cosine, torch SWALR) from SGD's to swa_lr (0 = at once)
     eval_every: int = num(1, ge=1)  # evaluate every method every N epochs
     train_eval_samples: int = num(10000, ge=1)  # training samples used to measure train metrics
     checkpoint_every: int = num(1, ge=1)  # save a checkpoint every N epochs

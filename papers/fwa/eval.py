@@ -59,7 +59,7 @@ def evaluate_run(cfg: FWAConfig, ctx: Context) -> dict:
     out.write_text(json.dumps({"checkpoint": str(ckpt), "epoch": trainer.epoch,
                                "metrics": metrics}, indent=2) + "\n")
     print(f"{run_dir} (epoch {trainer.epoch}{'' if is_done(run_dir) else ', unfinished'}):")
-    for method in trainer.averagers.methods:
+    for method in trainer.methods:
         if f"{method}/test_acc" in metrics:
             print(f"  {method:8s} test_acc {metrics[f'{method}/test_acc']:.4f}  "
                   f"loss_gap {metrics[f'{method}/loss_gap']:+.4f}")

@@ -1,5 +1,7 @@
 """Experiment 3 and the paper-scale run: train a network with minibatch SGD and read SGD,
-LAWA (epoch-end windows), optional FWA (step windows), SWA and EMA off one trajectory.
+LAWA (epoch-end windows), optional FWA (step windows), SWA and EMA off one trajectory. With
+`train.swa_lr` > 0, SWA gets a step size of its own, as SWA is used: a branch of the run
+continues from the start epoch at that step size on the same batches (`SWABranch`).
 
 Runs checkpoint every `train.checkpoint_every` epochs (model, optimizer, scheduler, all
 averagers, RNG states) and continue with `resume=latest`; batches come from a permutation
@@ -19,7 +21,7 @@ import torch
 from accelerate.utils import broadcast_object_list
 from torch import nn
 from torch.nn.functional import cross_entropy
-from torch.optim.swa_utils import update_bn
+from torch.optim.swa_utils import SWALR, update_bn
 
 from papers.fwa.averaging import Averagers, HorizonWindows, load_weights
 from papers.fwa.config import FWAConfig, TrainConfig
@@ -91,8 +93,10 @@ def has_batchnorm(model: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
-def evaluate_methods(model, averagers: Averagers, split: Split, cfg: TrainConfig, device) -> dict:
-    """test/train loss and accuracy and the generalization gaps of every method's output.
+def evaluate_methods(model, averagers: Averagers, split: Split, cfg: TrainConfig, device,
+                     methods: list[str] | None = None) -> dict:
+    """test/train loss and accuracy and the generalization gaps of every method's output
+    (of `methods` only, if given).
 
     An averaged output gets its own BatchNorm statistics (`update_bn` over training
     batches); SGD's last iterate keeps the running statistics it was trained with (the model
@@ -100,7 +104,7 @@ def evaluate_methods(model, averagers: Averagers, split: Split, cfg: TrainConfig
     eval_model = copy.deepcopy(model)
     x_tr, y_tr = split.x_train[: cfg.train_eval_samples], split.y_train[: cfg.train_eval_samples]
     metrics = {}
-    for method in averagers.methods:
+    for method in averagers.methods if methods is None else methods:
         if not averagers.ready(method):
             continue
         if method == "sgd":
@@ -120,8 +124,53 @@ def evaluate_methods(model, averagers: Averagers, split: Split, cfg: TrainConfig
     return metrics
 
 
+class SWABranch:
+    """SWA with a step size of its own (Izmailov et al. 2018): at the start epoch a copy of
+    SGD's model and optimizer (momentum buffers included) continues on the same batches, its
+    step size set by torch's SWALR (annealed from SGD's over `swa_anneal_epochs` epochs, then
+    constant at `swa_lr`), and the uniform average of its epoch ends is the `swa` output. The
+    main run, and every other method read off it, is untouched."""
+
+    def __init__(self, trainer: "Trainer") -> None:
+        tc = trainer.tc
+        model = copy.deepcopy(trainer.net)
+        optimizer = torch.optim.SGD(model.parameters(), lr=trainer.scheduler.get_last_lr()[0],
+                                    momentum=tc.momentum, weight_decay=tc.weight_decay)
+        # a deep copy: load_state_dict keeps tensors that need no cast, so the momentum
+        # buffers would otherwise be shared with (and updated in place by) SGD's run
+        optimizer.load_state_dict(copy.deepcopy(trainer.optimizer.state_dict()))
+        for group in optimizer.param_groups:  # SWALR anneals from SGD's current step size
+            group["lr"] = trainer.scheduler.get_last_lr()[0]
+            group.pop("initial_lr", None)
+        self.accelerator = trainer.accelerator
+        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        self.scheduler = SWALR(self.optimizer, swa_lr=tc.swa_lr, anneal_epochs=tc.swa_anneal_epochs)
+        self.averagers = Averagers(self.net, swa_every="epoch")
+
+    @property
+    def net(self) -> nn.Module:
+        return self.accelerator.unwrap_model(self.model)
+
+    def on_epoch(self) -> None:
+        self.averagers.on_epoch(self.net)
+        self.scheduler.step()
+
+    def state(self) -> tuple[dict[str, torch.Tensor], dict]:
+        avg_tensors, counts = self.averagers.state()
+        tensors = {**prefixed("model", self.net.state_dict()), **prefixed("avg", avg_tensors)}
+        return tensors, {"counts": counts, "optimizer": self.optimizer.state_dict(),
+                         "scheduler": self.scheduler.state_dict()}
+
+    def load_state(self, tensors: dict[str, torch.Tensor], state: dict) -> None:
+        self.net.load_state_dict(unprefixed("model", tensors))
+        self.averagers.load_state(unprefixed("avg", tensors), state["counts"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+
+
 class Trainer:
-    """One training run: model, optimizer, scheduler and averagers, with save/restore."""
+    """One training run: model, optimizer, scheduler and averagers (and SWA's own branch when
+    `train.swa_lr` > 0), with save/restore."""
 
     def __init__(self, cfg: FWAConfig, split: Split, seed: int) -> None:
         tc = cfg.train
@@ -146,11 +195,19 @@ class Trainer:
         # horizons are known in advance): memory O(P), a step outside every window costs nothing
         horizon = (HorizonWindows(evaluation_steps(tc, self.steps_per_epoch), self.net.parameters(),
                                   windows=tc.fwa_windows) if tc.fwa_windows else None)
+        self.swa_epoch = int(tc.swa_start * tc.epochs)
+        own_swa = tc.swa_lr > 0  # SWA on a branch of its own, from swa_epoch (SWABranch)
         self.averagers = Averagers(self.net, horizon_windows=horizon,
-                                   epoch_windows=tc.lawa_windows, swa_every="epoch",
-                                   ema_decay=tc.ema_decay,
-                                   swa_start=int(tc.swa_start * tc.epochs))
+                                   epoch_windows=tc.lawa_windows,
+                                   swa_every=None if own_swa else "epoch",
+                                   ema_decay=tc.ema_decay, swa_start=self.swa_epoch)
+        self.branch: SWABranch | None = None
         self.epoch = 0
+
+    @property
+    def methods(self) -> list[str]:
+        """Every method this run outputs (SWA last when it has a branch of its own)."""
+        return self.averagers.methods + (["swa"] if self.tc.swa_lr > 0 else [])
 
     @property
     def net(self) -> nn.Module:
@@ -165,7 +222,11 @@ class Trainer:
         acc, tc = self.accelerator, self.tc
         gen = torch_generator(self.seed * 100_003 + self.epoch)
         order = torch.randperm(len(self.split.x_train), generator=gen)
+        if tc.swa_lr > 0 and self.branch is None and self.epoch >= self.swa_epoch:
+            self.branch = SWABranch(self)
         self.model.train()
+        if self.branch is not None:
+            self.branch.model.train()
         total = 0.0
         for start in range(0, len(order), tc.batch_size):
             batch = order[start:start + tc.batch_size]
@@ -174,7 +235,11 @@ class Trainer:
             if tc.augment:
                 x = augment(x, gen)
             total += float(self.train_step(x, y, len(batch)))
+            if self.branch is not None:  # SWA's own trajectory, on the same batch
+                sgd_step(self.branch.model, self.branch.optimizer, acc, x, y, len(batch))
         self.averagers.on_epoch(self.net)
+        if self.branch is not None:
+            self.branch.on_epoch()
         self.epoch += 1
         return total / self.steps_per_epoch
 
@@ -185,26 +250,19 @@ class Trainer:
         One process: the mean cross-entropy. Several: this process's summed loss × world /
         global_batch, so that DDP's gradient mean is the whole batch's mean gradient even when
         the shares differ in size (the returned loss is then this process's contribution)."""
-        acc = self.accelerator
-        with acc.autocast():
-            logits = self.model(x.to(self.device))
-            if acc.num_processes == 1:
-                loss = cross_entropy(logits, y.to(self.device))
-            else:
-                loss = (cross_entropy(logits, y.to(self.device), reduction="sum")
-                        * (acc.num_processes / global_batch))
-        self.optimizer.zero_grad(set_to_none=True)
-        acc.backward(loss)
-        self.optimizer.step()
+        loss = sgd_step(self.model, self.optimizer, self.accelerator, x, y, global_batch)
         self.scheduler.step()
         self.averagers.on_step(self.net)
-        return loss.detach()
+        return loss
 
     def save(self, run_dir: Path) -> None:
         avg_tensors, counts = self.averagers.state()
         tensors = {**prefixed("model", self.net.state_dict()), **prefixed("avg", avg_tensors)}
         state = {"epoch": self.epoch, "seed": self.seed, "counts": counts, "rng": rng_state(),
                  "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
+        if self.branch is not None:
+            branch_tensors, state["swa_branch"] = self.branch.state()
+            tensors.update(prefixed("swa_branch", branch_tensors))
         save_checkpoint(run_dir / "checkpoints", self.step, tensors, state,
                         keep=self.tc.keep_checkpoints)
 
@@ -216,9 +274,33 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
         self.epoch = int(state["epoch"])
+        if "swa_branch" in state:
+            self.branch = SWABranch(self)
+            self.branch.load_state(unprefixed("swa_branch", tensors), state["swa_branch"])
 
     def evaluate(self) -> dict:
-        return evaluate_methods(self.net, self.averagers, self.split, self.tc, self.device)
+        metrics = evaluate_methods(self.net, self.averagers, self.split, self.tc, self.device)
+        if self.branch is not None:
+            metrics.update(evaluate_methods(self.branch.net, self.branch.averagers, self.split,
+                                            self.tc, self.device, methods=["swa"]))
+        return metrics
+
+
+def sgd_step(model: nn.Module, optimizer, acc, x: torch.Tensor, y: torch.Tensor,
+             global_batch: int) -> torch.Tensor:
+    """One SGD step of `model` on this process's share (x, y) of a batch of `global_batch`
+    samples; returns the batch's mean loss (several processes: see `Trainer.train_step`)."""
+    with acc.autocast():
+        logits = model(x.to(acc.device))
+        if acc.num_processes == 1:
+            loss = cross_entropy(logits, y.to(acc.device))
+        else:
+            loss = (cross_entropy(logits, y.to(acc.device), reduction="sum")
+                    * (acc.num_processes / global_batch))
+    optimizer.zero_grad(set_to_none=True)
+    acc.backward(loss)
+    optimizer.step()
+    return loss.detach()
 
 
 def evaluation_steps(tc: TrainConfig, steps_per_epoch: int) -> list[int]:

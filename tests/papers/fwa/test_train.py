@@ -29,27 +29,28 @@ def _without_time(records):
     return [{k: v for k, v in r.items() if k != "time"} for r in records]
 
 
-def test_a_killed_run_resumes_to_the_same_final_metrics(tmp_path, monkeypatch):
+def test_a_killed_run_resumes_to_the_same_final_metrics_with_an_swa_branch(tmp_path, monkeypatch):
     ctx = Context("fwa", "smoke", [], PAPER_DIR)
-    uninterrupted = train(_cfg(tmp_path / "a", "smoke", *SMALL_RUN), ctx, seed=0)
+    run = (*SMALL_RUN, "train.swa_lr=0.05", "train.swa_start=0.25")  # the branch starts at epoch 1
+    uninterrupted = train(_cfg(tmp_path / "a", "smoke", *run), ctx, seed=0)
 
     real_step, calls = torch.optim.SGD.step, {"n": 0}
 
-    def crash_in_epoch_three(self, *args, **kwargs):  # 480 samples / 128 = 4 steps per epoch
-        calls["n"] += 1
-        if calls["n"] == 2 * 4 + 3:
+    def crash_in_epoch_three(self, *args, **kwargs):  # 480 samples / 128 = 4 steps per epoch,
+        calls["n"] += 1  # SGD's and the SWA branch's from epoch 1: 4 + 8 + the 5th of epoch 2
+        if calls["n"] == 4 + 8 + 5:
             raise RuntimeError("simulated kill")
         return real_step(self, *args, **kwargs)
 
     monkeypatch.setattr(torch.optim.SGD, "step", crash_in_epoch_three)
     with pytest.raises(RuntimeError, match="simulated kill"):
-        train(_cfg(tmp_path / "b", "smoke", *SMALL_RUN), ctx, seed=0)
+        train(_cfg(tmp_path / "b", "smoke", *run), ctx, seed=0)
     monkeypatch.undo()
     (killed,) = (tmp_path / "b" / "runs" / "fwa" / "smoke" / "train-mnist1d").iterdir()
     assert not is_done(killed)
     assert list_checkpoints(killed / "checkpoints")[-1].name == "step_000000008"
 
-    resumed = train(_cfg(tmp_path / "b", "smoke", *SMALL_RUN, "resume=latest"), ctx, seed=0)
+    resumed = train(_cfg(tmp_path / "b", "smoke", *run, "resume=latest"), ctx, seed=0)
     assert resumed["run_dir"] == killed and is_done(killed)
     assert resumed["final"] == uninterrupted["final"]
     assert _without_time(read_metrics(killed)) == _without_time(read_metrics(uninterrupted["run_dir"]))

@@ -14,7 +14,7 @@ import pytest
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="gloo on loopback")
 
-ARGS = ["--config", "smoke", "wandb=false", "train.epochs=2"]
+ARGS = ["--config", "smoke", "wandb=false", "train.epochs=2", "train.swa_lr=0.05"]  # SWA branch from epoch 1
 
 
 def _assert_same_final(two: dict, one: dict) -> None:
