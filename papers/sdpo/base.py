@@ -12,8 +12,12 @@ with a word-level tokenizer over the shapes grammar's vocabulary (`shared.t2i.te
    `distill_teacher_steps` steps from x_T; the student (the teacher's weights, text encoder
    frozen from here on) learns, at the teacher's states x_t on the 1/2/4/8-step trailing
    grids, an epsilon whose x0 = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t) matches the
-   teacher's final sample (loss in x0 space). It stays an epsilon predictor, as the RL
-   code's DDIM formulas assume.
+   teacher's final sample (loss in x0 space).
+
+With `base.prediction=v_prediction` (the default) the UNet's raw output is v, wrapped to ε
+(`param.VPredictionUNet`), pre-trained on the v-MSE and distilled through the same x0 loss; the
+RL code sees an ε-predictor either way. `base.prediction=epsilon` is the earlier base, whose
+1-step samples are coloured noise (ε errors magnified ~15× at ᾱ ≈ 0.005).
 
 `load_base` builds once per (data, text, base) config, vocabulary and package versions, and
 caches the weights under `<data_dir>/sdpo-base/<key>/` (`shared.t2i.cache`: locked,
@@ -32,6 +36,7 @@ import numpy as np
 import torch
 
 from papers.sdpo.config import SDPOExperimentConfig
+from papers.sdpo.param import VPredictionUNet, v_loss_correction
 from shared import UserError
 from shared.cache import cache_key
 from shared.runs import package_versions
@@ -61,6 +66,8 @@ def new_backbone(cfg: SDPOExperimentConfig, words: list[str] | None = None) -> P
                       cfg.base.attention_head_dim, cross_attention_dim=cfg.text.hidden)
     text_encoder = build_text_encoder(tokenizer, cfg.text.hidden, cfg.text.layers, cfg.text.heads)
     scheduler = build_scheduler(cfg.base.beta_schedule, cfg.base.beta_start, cfg.base.beta_end)
+    if cfg.base.prediction == "v_prediction":
+        unet = VPredictionUNet(unet, scheduler.alphas_cumprod)
     return PixelBackbone(unet, text_encoder, tokenizer, scheduler)
 
 
@@ -71,7 +78,8 @@ def pretrain(backbone: PixelBackbone, cfg: SDPOExperimentConfig,
     images, captions = make_dataset(cfg.data.images, cfg.data.image_size, cfg.data.seed)
     return train_epsilon(backbone, images, captions, steps=cfg.base.pretrain_steps,
                          batch_size=cfg.base.pretrain_batch, lr=cfg.base.pretrain_lr,
-                         generator=generator, desc="sdpo base: pre-train")
+                         generator=generator, desc="sdpo base: pre-train",
+                         extra_loss=v_loss_correction if cfg.base.prediction == "v_prediction" else None)
 
 
 @torch.no_grad()

@@ -40,7 +40,10 @@ def d3po_loss(
     r_a = torch.clamp(torch.exp(logp_a - ref_a), 1 - ratio_clip, 1 + ratio_clip)
     r_b = torch.clamp(torch.exp(logp_b - ref_b), 1 - ratio_clip, 1 + ratio_clip)
     margin = sign_a * (torch.log(r_a) - torch.log(r_b))
-    return -F.logsigmoid(beta * margin).mean(), {"margin": margin.mean().detach()}
+    raw = torch.exp(torch.cat([logp_a - ref_a, logp_b - ref_b]))
+    return -F.logsigmoid(beta * margin).mean(), {
+        "clipfrac": ((raw - 1).abs() > ratio_clip).float().mean().detach(),
+        "margin": margin.mean().detach()}
 
 
 def rebel_residual(

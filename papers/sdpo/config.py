@@ -48,6 +48,7 @@ class BaseConfig:
     block_out_channels: list[int] = nums([16, 32], ge=1)  # UNet widths per resolution ([32, 64] costs 2x per step)
     layers_per_block: int = num(1, ge=1)  # ResNet layers per UNet block
     attention_head_dim: int = num(8, ge=1)  # UNet attention head width
+    prediction: str = choice("v_prediction", "v_prediction", "epsilon")  # what the UNet's raw output is (v is wrapped to ε, param.py); epsilon = the earlier base, noise at 1 step
     beta_schedule: str = choice("scaled_linear", "scaled_linear", "linear")  # as Stable Diffusion's config
     beta_start: float = num(0.00085, gt=0, lt=1)  # first beta
     beta_end: float = num(0.012, gt=0, lt=1)  # last beta
@@ -95,6 +96,7 @@ class SampleConfig:
 
     steps: int = num(10, ge=2, le=1000)  # T, denoising steps per training trajectory (paper: 50)
     eta: float = num(1.0, gt=0, le=1)  # DDIM eta of the policy
+    batch: int = num(0, ge=0)  # trajectories per sampling call (0 = all at once; the paper config samples in chunks)
     pairs_per_epoch: int = num(8, ge=1)  # prompts per epoch (per process); each gives a pair of trajectories from one x_T
     prompts: str = "shapes"  # prompt set: shapes (procedural), animals (paper scale) or a text file, one prompt per line
     t_prev: str = choice("schedule", "schedule", "released")  # released = t - 1000 // T (wrong for trailing spacing when T does not divide 1000)
@@ -105,6 +107,7 @@ class SDPOConfig:
     """SDPO (brief, Algorithm): dense rewards, returns, per-(prompt, step) normalisation, loss."""
 
     dense: str = choice("interpolate", "interpolate", "oracle", "sparse")  # three-query anchor interpolation; reward at every step; final reward only
+    features: str = choice("centred", "centred", "raw")  # what the cosines compare: x̂0 minus its per-channel mean (not dominated by the background); raw = released code
     similarity: str = choice("clamped", "clamped", "raw")  # cosine weights clamped at 0 (convex); raw = released code
     gamma: float = num(0.99, ge=0, le=1)  # discount of the returns G_i = R_i + gamma G_{i+1}
     lam: float = num(0.99, ge=0, le=1)  # step weight w_i = lam^i / log_scale
@@ -141,6 +144,8 @@ class TrainConfig:
     weight_decay: float = num(1e-4, ge=0)  # AdamW weight decay
     grad_clip: float = num(1.0, gt=0)  # gradient-norm clip
     threads: int = num(1, ge=1)  # torch threads per run (reproduce runs several side by side)
+    gradient_checkpointing: bool = False  # recompute UNet activations in backward (paper scale: less memory, same numbers)
+    tf32: bool = False  # allow TF32 matmuls/convolutions on CUDA (paper scale; no effect on CPU)
     checkpoint_every: int = num(10, ge=1)  # epochs between checkpoints
     keep_checkpoints: int = num(2, ge=1)  # newest checkpoints kept
 

@@ -25,6 +25,20 @@ MIN_STD = 1e-12  # keeps log π finite if a step has σ = 0 (η = 0, or ᾱ_prev
 EpsFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+def checked_scheduler(scheduler: DDIMScheduler) -> tuple[DDIMScheduler, bool]:
+    """(the scheduler with `set_alpha_to_one=False`, whether it had to be corrected).
+
+    With `set_alpha_to_one=True` the last DDIM step lands on ᾱ = 1: its σ is 0 for every η, the
+    Gaussian log-density of that transition is −∞ in exact arithmetic, and `MIN_STD` turns it
+    into a finite but meaningless number (about −6e14 per dimension for a latent-sized
+    residual), which every ratio and loss downstream would carry. Stable Diffusion's and
+    SD-Turbo's configs set it False (the last step lands on ᾱ_0); a config that sets it True is
+    rebuilt with False (same betas, spacing and everything else)."""
+    if not scheduler.config.get("set_alpha_to_one", False):
+        return scheduler, False
+    return DDIMScheduler.from_config(scheduler.config, set_alpha_to_one=False), True
+
+
 def timesteps_for(scheduler: DDIMScheduler, steps: int, t_prev: str = "schedule") -> tuple[torch.Tensor, torch.Tensor]:
     """(timesteps, previous timesteps) of an N-step sampler; −1 marks the final step."""
     scheduler.set_timesteps(steps)
@@ -114,3 +128,20 @@ def sample_trajectories(
         return Trajectories(x_T[:, None], x0s[-1][:, None], x.new_zeros(x.shape[0], 0), timesteps, prev)
     return Trajectories(torch.stack(latents, 1), torch.stack(x0s, 1), torch.stack(log_probs, 1),
                         timesteps, prev)
+
+
+def sample_in_chunks(
+    eps_fn: EpsFn, scheduler: DDIMScheduler, cond: torch.Tensor, x_T: torch.Tensor,
+    steps: int, eta: float, generator: torch.Generator | None = None,
+    t_prev: str = "schedule", record: bool = True, chunk: int = 0,
+) -> Trajectories:
+    """`sample_trajectories` on `chunk` rows at a time (0 = all at once), concatenated: at
+    paper scale an epoch's 64 trajectories through the UNet at once need far more memory than
+    a few at a time. Chunk k draws its step noise after chunk k−1 has finished, so a chunked
+    run draws the same noise in another order than an unchunked one (both are seeded)."""
+    if chunk <= 0 or chunk >= x_T.shape[0]:
+        return sample_trajectories(eps_fn, scheduler, cond, x_T, steps, eta, generator, t_prev, record)
+    parts = [sample_trajectories(eps_fn, scheduler, cond[i:i + chunk], x_T[i:i + chunk], steps, eta,
+                                 generator, t_prev, record) for i in range(0, x_T.shape[0], chunk)]
+    return Trajectories(torch.cat([p.latents for p in parts]), torch.cat([p.x0_preds for p in parts]),
+                        torch.cat([p.log_probs for p in parts]), parts[0].timesteps, parts[0].prev_timesteps)

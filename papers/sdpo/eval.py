@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from papers.sdpo.config import SDPOExperimentConfig
-from papers.sdpo.ddim import sample_trajectories
+from papers.sdpo.ddim import sample_in_chunks
 from shared.t2i.grid import save_grid
 from shared.tracking import read_metrics
 
@@ -41,8 +41,8 @@ class Evaluator:
         generator = torch.Generator(device=device).manual_seed(cfg.eval.seed)
         cond = backbone.encode_prompts(prompts)
         x_T = torch.randn((len(prompts), *backbone.latent_shape), generator=generator, device=device)
-        traj = sample_trajectories(policy.eps, backbone.scheduler, cond, x_T, steps, cfg.eval.eta,
-                                   generator, record=False)
+        traj = sample_in_chunks(policy.eps, backbone.scheduler, cond, x_T, steps, cfg.eval.eta,
+                                generator, record=False, chunk=cfg.sample.batch)
         return torch.cat([backbone.decode(traj.final[i:i + cfg.reward.batch])
                           for i in range(0, len(traj.final), cfg.reward.batch)])
 

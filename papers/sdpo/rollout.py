@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from papers.sdpo.config import SDPOExperimentConfig
-from papers.sdpo.ddim import Trajectories, sample_trajectories
+from papers.sdpo.ddim import Trajectories, sample_in_chunks
 from papers.sdpo.model import Policy
 from papers.sdpo.sdpo import (
     StepPromptStatTracker,
@@ -83,7 +83,7 @@ def dense_step_rewards(cfg: SDPOExperimentConfig, traj: Trajectories, decode, re
         last = torch.full((batch, 1), steps - 1, device=traj.log_probs.device)
         final = _score_steps(traj, last, decode, reward_fn, prompts, chunk)[:, 0]
         return sparse_rewards(final, steps), final, batch
-    anchor, sims = anchor_similarities(traj.x0_preds)
+    anchor, sims = anchor_similarities(traj.x0_preds, cfg.sdpo.features)
     refs = _score_steps(traj, query_steps(anchor, steps), decode, reward_fn, prompts, chunk)
     dense = interpolate_rewards(refs, anchor, sims, clamped=cfg.sdpo.similarity == "clamped")
     return dense, refs[:, 2], batch * 3
@@ -104,8 +104,9 @@ def collect(
     both = prompts + prompts
     cond = backbone.encode_prompts(both)
     x_T = torch.randn((pairs, *backbone.latent_shape), generator=generator, device=cond.device)
-    traj = sample_trajectories(policy.eps, backbone.scheduler, cond, torch.cat([x_T, x_T]),
-                               cfg.sample.steps, cfg.sample.eta, generator, cfg.sample.t_prev)
+    traj = sample_in_chunks(policy.eps, backbone.scheduler, cond, torch.cat([x_T, x_T]),
+                            cfg.sample.steps, cfg.sample.eta, generator, cfg.sample.t_prev,
+                            chunk=cfg.sample.batch)
     dense = None
     if method == "sdpo":
         dense, final, queries = dense_step_rewards(cfg, traj, backbone.decode, reward_fn, both)

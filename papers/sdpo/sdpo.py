@@ -14,10 +14,28 @@ import torch
 import torch.nn.functional as F
 
 
-def anchor_similarities(x0_preds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def similarity_features(x0_preds: torch.Tensor, features: str = "centred") -> torch.Tensor:
+    """(B, T, D) vectors whose cosines weight the interpolation.
+
+    `centred`: each x̂0 minus its own per-channel spatial mean (for pixels: the image minus its
+    mean colour). A plain background fills most of a 16×16 image, so raw cosines between two
+    different objects on black are ~0.8 and carry little step information; subtracting the
+    per-channel mean removes any constant added to a whole image (cos(x + c, y + c') of the
+    centred features equals cos(x, y) of the centred features), leaving the layout and
+    contrast. `raw`: the flattened x̂0 itself (the released code, on SD latents)."""
+    x = x0_preds.float()
+    if features == "centred":  # (B, T, C, H, W): over H, W; (B, T, D) vectors: over D
+        x = x - x.mean(dim=tuple(range(3, x.ndim)) if x.ndim > 3 else (2,), keepdim=True)
+    elif features != "raw":
+        raise ValueError(f"features must be 'centred' or 'raw', got {features!r}")
+    return x.flatten(2)
+
+
+def anchor_similarities(x0_preds: torch.Tensor, features: str = "centred") -> tuple[torch.Tensor, torch.Tensor]:
     """(anchor step i* (B,), cosine similarities (B, 3, T) of every x̂0^i to the references
-    x̂0^0, x̂0^{i*}, x̂0^{T−1}), with i* = argmin_i cos(x̂0^i, x̂0^0) + cos(x̂0^i, x̂0^{T−1})."""
-    flat = x0_preds.flatten(2).float()  # (B, T, D)
+    x̂0^0, x̂0^{i*}, x̂0^{T−1}), with i* = argmin_i cos(x̂0^i, x̂0^0) + cos(x̂0^i, x̂0^{T−1}),
+    on `similarity_features(x0_preds, features)`."""
+    flat = similarity_features(x0_preds, features)  # (B, T, D)
     sim_first = F.cosine_similarity(flat, flat[:, :1], dim=2)
     sim_last = F.cosine_similarity(flat, flat[:, -1:], dim=2)
     anchor = (sim_first + sim_last).argmin(dim=1)
@@ -117,7 +135,9 @@ def sdpo_loss(
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """L_i = max[(w_i Δρ_i − ΔÂ_i)², (w_i Δρ_i^clip − ΔÂ_i)²] averaged over pairs, with
     ρ = log π_θ − log π_old, Δ = a − b, Â clipped to ±adv_clip and, for Δρ^clip, log π_θ
-    clamped to log π_old ± clip_range. Inputs are (B,) tensors at one step per pair."""
+    clamped to log π_old ± clip_range. Inputs are (B,) tensors at one step per pair.
+    Diagnostics: `clipfrac` = share of the 2B transitions with |log π_θ − log π_old| beyond
+    the clip range; `clip_active` = share of pairs where the clipped term is the larger."""
     adv_diff = adv_a.clamp(-adv_clip, adv_clip) - adv_b.clamp(-adv_clip, adv_clip)
     log_diff = (logp_a - old_a) - (logp_b - old_b)
     unclipped = (weight * log_diff - adv_diff) ** 2
@@ -126,5 +146,7 @@ def sdpo_loss(
     clipped_a = torch.clamp(logp_a, old_a - clip_range, old_a + clip_range)
     clipped_b = torch.clamp(logp_b, old_b - clip_range, old_b + clip_range)
     clipped = (weight * ((clipped_a - old_a) - (clipped_b - old_b)) - adv_diff) ** 2
+    beyond = torch.cat([(logp_a - old_a).abs(), (logp_b - old_b).abs()]) > clip_range
     return torch.maximum(unclipped, clipped).mean(), {
-        "clipfrac": (clipped > unclipped).float().mean().detach()}
+        "clipfrac": beyond.float().mean().detach(),
+        "clip_active": (clipped > unclipped).float().mean().detach()}

@@ -12,8 +12,10 @@ one step's activations at a time: see baselines.rebel_step_surrogate).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -27,7 +29,7 @@ from papers.sdpo.baselines import (
     rebel_step_surrogate,
 )
 from papers.sdpo.config import SDPOExperimentConfig
-from papers.sdpo.ddim import ddim_step
+from papers.sdpo.ddim import checked_scheduler, ddim_step
 from papers.sdpo.model import Policy
 from papers.sdpo.rollout import EpochSamples, collect
 from papers.sdpo.sdpo import StepPromptStatTracker, sdpo_loss, step_weights
@@ -59,7 +61,7 @@ ABLATION_CHANGES = {
 
 # train.* keys a run's numbers depend on (not which methods/ablations reproduce launches)
 TRAINING_KEYS = tuple(f"train.{k}" for k in ("epochs", "batch_size", "grad_accum", "inner_epochs", "lr",
-                                              "weight_decay", "grad_clip", "threads", "checkpoint_every"))
+                                              "weight_decay", "grad_clip", "threads", "checkpoint_every", "tf32"))
 
 
 def run_name(method: str, ablation: str = "") -> str:
@@ -77,15 +79,24 @@ def variant(cfg: SDPOExperimentConfig, ablation: str) -> SDPOExperimentConfig:
 
 
 def load_backbone(cfg: SDPOExperimentConfig, device: torch.device) -> Backbone:
+    """The base model; its DDIM scheduler always has `set_alpha_to_one=False` (a local
+    pipeline whose scheduler config sets it True is corrected, with one line on stderr:
+    see `ddim.checked_scheduler`)."""
     if cfg.policy.model == "stable-diffusion":
         from shared.device import resolve_dtype
         from shared.t2i.sd import load_stable_diffusion
 
         frozen = resolve_dtype(cfg.precision, device) if cfg.precision != "no" else torch.float32
-        return load_stable_diffusion(cfg.policy.path, device, frozen)
-    from papers.sdpo.base import load_base
+        backbone = load_stable_diffusion(cfg.policy.path, device, frozen)
+    else:
+        from papers.sdpo.base import load_base
 
-    return load_base(cfg, device)
+        backbone = load_base(cfg, device)
+    backbone.scheduler, corrected = checked_scheduler(backbone.scheduler)
+    if corrected:
+        print(f"note: {cfg.policy.path or 'the base model'}: scheduler set_alpha_to_one=True would give the "
+              "last DDIM step sigma = 0 (log-prob -inf); using set_alpha_to_one=False", file=sys.stderr)
+    return backbone
 
 
 def check_batching(cfg: SDPOExperimentConfig) -> None:
@@ -134,6 +145,11 @@ class Trainer:
         self.device = self.accelerator.device
         backbone = backbone if backbone is not None else load_backbone(cfg, self.device)
         self.policy = Policy(backbone.to(self.device), cfg.policy)
+        if cfg.train.gradient_checkpointing:
+            self.policy.unet.enable_gradient_checkpointing()
+        if cfg.train.tf32 and torch.cuda.is_available():
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
         self.optimizer = torch.optim.AdamW(self.policy.parameters(), lr=cfg.train.lr,
                                            weight_decay=cfg.train.weight_decay)
         self.model, self.optimizer = self.accelerator.prepare(self.policy.unet, self.optimizer)
@@ -197,18 +213,22 @@ class Trainer:
         return logp
 
     def update(self, samples: EpochSamples) -> dict[str, float]:
-        """SDPO, DDPO or D3PO: one pass over the epoch in shuffled (pair, step) micro-batches."""
+        """SDPO, DDPO or D3PO: one pass over the epoch in shuffled (pair, step) micro-batches.
+        Logs the mean loss, `clipfrac` (share of transitions beyond the method's trust region:
+        SDPO's and DDPO's clip around π_old, D3PO's ratio clamp around π_ref) and `abs_dlogp`
+        (mean |log π_θ − log π_old| of the transitions when they are trained on)."""
         cfg = self.cfg
         pairs, steps = samples.pairs, cfg.sample.steps
         order, perms = self._orders(pairs, steps)
-        total, count, extra = 0.0, 0, 0.0
+        total, count, clipfrac, moved = 0.0, 0, 0.0, 0.0
         for j in range(steps):
             for start in range(0, pairs, cfg.train.batch_size):
                 idx = order[start:start + cfg.train.batch_size]
                 loss, info = self.micro_step(samples, idx, perms[idx, j])
                 total, count = total + loss.item(), count + 1
-                extra += next(iter(info.values())).item()
-        return {"loss": total / count, next(iter(info)): extra / count}
+                clipfrac += float(info["clipfrac"])
+                moved += float(info["abs_dlogp"])
+        return {"loss": total / count, "clipfrac": clipfrac / count, "abs_dlogp": moved / count}
 
     def micro_step(self, samples: EpochSamples, idx: torch.Tensor, step: torch.Tensor):
         """One gradient step's data (SDPO, DDPO, D3PO): pairs `idx` at their transitions
@@ -218,8 +238,11 @@ class Trainer:
         with self.accelerator.accumulate(self.model):
             logp = self._log_probs(samples, rows, both_steps)
             logp_a, logp_b = logp.chunk(2)
-            loss, info = self._loss(samples, a_rows, b_rows, step, logp_a, logp_b, samples.traj.log_probs)
+            old = samples.traj.log_probs
+            loss, info = self._loss(samples, a_rows, b_rows, step, logp_a, logp_b, old)
             self._backward_and_step(loss)
+        # |log π_θ − log π_old| of the transitions at this update (before its step)
+        info["abs_dlogp"] = (logp.detach() - old[rows, both_steps]).abs().mean()
         return loss, info
 
     def _loss(self, samples, a_rows, b_rows, step, logp_a, logp_b, old):
@@ -251,12 +274,17 @@ class Trainer:
 
     def update_rebel(self, samples: EpochSamples) -> dict[str, float]:
         """REBEL/PRDP: per micro-batch of pairs, the residual of the trajectory-summed
-        log-ratio regression (no-grad pass), then its exact gradient one step at a time."""
+        log-ratio regression (no-grad pass), then the exact gradient of mean(e²): the T
+        per-step surrogate gradients are accumulated (one step's activations in memory at a
+        time) and the optimizer takes ONE step per residual. (Before, with grad_accum = 1, it
+        stepped after every one of the T steps on a residual computed before the first, which
+        is not the gradient of the REBEL loss after the first step.) `train.grad_accum` does
+        not apply to REBEL: its unit of accumulation is the trajectory."""
         cfg = self.cfg
         pairs, steps = samples.pairs, cfg.sample.steps
         order = torch.randperm(pairs, generator=self.generator, device=self.device)
         old, adv = samples.traj.log_probs, samples.advantages
-        total, count = 0.0, 0
+        total, count, moved = 0.0, 0, 0.0
         every_step = torch.arange(steps, device=self.device)
         for start in range(0, pairs, cfg.train.batch_size):
             idx = order[start:start + cfg.train.batch_size]
@@ -268,14 +296,21 @@ class Trainer:
                 residual = rebel_residual(rho_a.sum(1), rho_b.sum(1), adv[idx], adv[idx + pairs],
                                           cfg.baselines.rebel_eta, cfg.sdpo.adv_clip)
             for j in range(steps):
-                with self.accelerator.accumulate(self.model):
+                last = j == steps - 1
+                sync = contextlib.nullcontext() if last else self.accelerator.no_sync(self.model)
+                with sync:
                     step = every_step[j].expand(len(rows))
                     logp_a, logp_b = self._log_probs(samples, rows, step).chunk(2)
                     surrogate = rebel_step_surrogate(residual, logp_a - old[idx, j],
                                                      logp_b - old[idx + pairs, j], cfg.baselines.rebel_eta)
-                    self._backward_and_step(surrogate)
+                    self.accelerator.backward(surrogate)
+            self.accelerator.gradient_state._set_sync_gradients(True)
+            self.accelerator.clip_grad_norm_(self.policy.parameters(), cfg.train.grad_clip)
+            self.optimizer.step()
+            self.optimizer.zero_grad()
             total, count = total + (residual**2).mean().item(), count + 1
-        return {"loss": total / count}
+            moved += rho.abs().mean().item()
+        return {"loss": total / count, "clipfrac": 0.0, "abs_dlogp": moved / count}
 
     # ---------------------------------------------------------------- checkpoints
     def save(self, run_dir: Path) -> None:

@@ -116,7 +116,7 @@ def test_builds_are_deterministic_and_leave_the_global_rng_alone(built):
     assert_same(first, cached)  # the cache holds exactly what a fresh build gives
     assert stats["pretrain_seconds"] > 0
     other, _ = base.build_base(tiny_config(cfg.data_dir, seed=1))
-    assert not torch.equal(other.unet.conv_in.weight, first.unet.conv_in.weight)
+    assert not torch.equal(next(other.unet.parameters()), next(first.unet.parameters()))
 
 
 def test_teacher_steps_must_contain_the_distilled_grids(built, tmp_path):
@@ -125,3 +125,45 @@ def test_teacher_steps_must_contain_the_distilled_grids(built, tmp_path):
     bad.base.distill_teacher_steps = 10
     with pytest.raises(UserError, match="distill_teacher_steps"):
         base.teacher_trajectories(backbone, bad, torch.Generator().manual_seed(0))
+
+
+def test_v_prediction_wrapper_returns_the_epsilon_of_the_v_it_predicts():
+    """ε̂ = √ᾱ v̂ + √(1−ᾱ) x_t, so the DDIM x̂0 of the wrapped UNet is √ᾱ x_t − √(1−ᾱ) v̂
+    exactly, and the pre-training loss correction turns the ε-MSE into the v-MSE."""
+    from types import SimpleNamespace
+
+    from papers.sdpo.param import VPredictionUNet, v_loss_correction
+    from shared.t2i.backbone import build_scheduler
+
+    class Fixed(torch.nn.Module):  # a "UNet" whose output is a fixed v
+        def __init__(self, v):
+            super().__init__()
+            self.v = v
+
+        def forward(self, x, t, cond):
+            return SimpleNamespace(sample=self.v.expand_as(x))
+
+    sched = build_scheduler()
+    gen = torch.Generator().manual_seed(0)
+    x_t, v = torch.randn(3, 3, 4, 4, generator=gen), torch.randn(1, 3, 4, 4, generator=gen)
+    t = torch.tensor([999, 500, 0])
+    eps = VPredictionUNet(Fixed(v), sched.alphas_cumprod)(x_t, t, None).sample
+    abar = sched.alphas_cumprod[t].view(-1, 1, 1, 1)
+    x0 = (x_t - (1 - abar).sqrt() * eps) / abar.sqrt()
+    torch.testing.assert_close(x0, abar.sqrt() * x_t - (1 - abar).sqrt() * v, rtol=1e-4, atol=1e-4)
+    # the loss correction: ε-MSE + correction = v-MSE (v = √ᾱ ε − √(1−ᾱ) x0)
+    x_0, noise = torch.randn(3, 3, 4, 4, generator=gen), torch.randn(3, 3, 4, 4, generator=gen)
+    x_t = abar.sqrt() * x_0 + (1 - abar).sqrt() * noise
+    pred = VPredictionUNet(Fixed(v), sched.alphas_cumprod)(x_t, t, None).sample
+    batch = SimpleNamespace(alphas_cumprod=sched.alphas_cumprod, t=t, pred=pred, noise=noise)
+    v_true = abar.sqrt() * noise - (1 - abar).sqrt() * x_0
+    total = ((pred - noise) ** 2).mean() + v_loss_correction(batch)
+    torch.testing.assert_close(total, ((v.expand_as(v_true) - v_true) ** 2).mean(), rtol=1e-4, atol=1e-5)
+
+
+def test_the_epsilon_base_is_still_available(tmp_path):
+    cfg = tiny_config(tmp_path)
+    cfg.base.prediction = "epsilon"
+    assert type(base.new_backbone(cfg).unet).__name__ == "UNet2DConditionModel"
+    cfg.base.prediction = "v_prediction"
+    assert type(base.new_backbone(cfg).unet).__name__ == "VPredictionUNet"

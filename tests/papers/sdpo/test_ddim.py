@@ -99,3 +99,49 @@ def test_sample_trajectories_records_a_consistent_chain():
     again = sample_trajectories(eps_fn, sched, torch.zeros(4, 2, 5), x_T, 5, 1.0,
                                 generator=torch.Generator().manual_seed(3))
     assert torch.equal(again.latents, traj.latents)
+
+
+def test_a_scheduler_with_set_alpha_to_one_is_corrected():
+    from papers.sdpo.ddim import checked_scheduler
+
+    bad = DDIMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085,
+                        beta_end=0.012, timestep_spacing="trailing", clip_sample=False,
+                        set_alpha_to_one=True)
+    assert float(bad.final_alpha_cumprod) == 1.0
+    fixed, corrected = checked_scheduler(bad)
+    assert corrected and not fixed.config.set_alpha_to_one
+    assert float(fixed.final_alpha_cumprod) == pytest.approx(float(bad.alphas_cumprod[0]))
+    torch.testing.assert_close(fixed.alphas_cumprod, bad.alphas_cumprod)
+    same, again = checked_scheduler(fixed)
+    assert same is fixed and not again
+    # the last step of a 2-step chain: a finite, sensible log-prob after the correction
+    x = torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    eps = torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(1))
+    times, prev = timesteps_for(fixed, 2)
+    _, _, logp = ddim_step(fixed, eps, times[-1], prev[-1], x, 1.0,
+                           generator=torch.Generator().manual_seed(2))
+    assert bool(torch.isfinite(logp).all()) and float(logp.min()) > -100
+    times, prev = timesteps_for(bad, 2)
+    sample = torch.randn(2, 3, 4, 4)
+    _, _, bad_logp = ddim_step(bad, eps, times[-1], prev[-1], x, 1.0, prev_sample=sample)
+    assert float(bad_logp.max()) < -1e10  # what the correction avoids (MIN_STD hides a −∞)
+
+
+def test_chunked_sampling_matches_unchunked_shapes_and_is_seeded():
+    from papers.sdpo.ddim import sample_in_chunks
+
+    sched = make_scheduler()
+    gen = torch.Generator().manual_seed(0)
+    x_T, cond = torch.randn(5, 3, 4, 4, generator=gen), torch.zeros(5, 1, 1)
+
+    def eps(x, t, c):  # a fixed smooth "denoiser"
+        return 0.5 * x
+
+    whole = sample_trajectories(eps, sched, cond, x_T, 3, 1.0, torch.Generator().manual_seed(1))
+    runs = [sample_in_chunks(eps, sched, cond, x_T, 3, 1.0, torch.Generator().manual_seed(1), chunk=2)
+            for _ in range(2)]
+    assert runs[0].latents.shape == whole.latents.shape and runs[0].log_probs.shape == whole.log_probs.shape
+    torch.testing.assert_close(runs[0].latents, runs[1].latents)
+    torch.testing.assert_close(runs[0].latents[:, 0], x_T)
+    same = sample_in_chunks(eps, sched, cond, x_T, 3, 1.0, torch.Generator().manual_seed(1), chunk=5)
+    torch.testing.assert_close(same.latents, whole.latents)  # one chunk = unchunked, draw for draw

@@ -26,7 +26,7 @@ from papers.sdpo.sdpo import (
 def test_anchor_is_the_step_least_similar_to_both_ends():
     # 4 steps of 2-d "images": ends along x, step 2 orthogonal to both, step 1 in between
     x0 = torch.tensor([[[1.0, 0.0], [1.0, 1.0], [0.0, 1.0], [1.0, 0.1]]])
-    anchor, sims = anchor_similarities(x0)
+    anchor, sims = anchor_similarities(x0, "raw")
     assert anchor.tolist() == [2]
     torch.testing.assert_close(sims[0, 1], torch.nn.functional.cosine_similarity(x0[0], x0[0, 2:3], dim=1))
     assert query_steps(anchor, 4).tolist() == [[0, 2, 3]]
@@ -177,3 +177,29 @@ def test_rebel_per_step_surrogate_gives_the_gradient_of_the_trajectory_loss():
         ra, rb = feats_a[:, t] @ theta - old_a[:, t], feats_b[:, t] @ theta - old_b[:, t]
         grad += torch.autograd.grad(rebel_step_surrogate(e, ra, rb, 2.0), theta)[0]
     torch.testing.assert_close(grad, expected)
+
+
+def test_centred_similarity_is_invariant_to_a_constant_background():
+    # two different 4x4 "objects" (one channel) on the same background; adding a constant
+    # background (per channel) to every image leaves the centred cosines unchanged, the raw
+    # cosines move towards 1
+    from papers.sdpo.sdpo import similarity_features
+
+    a = torch.zeros(3, 4, 4)
+    a[:, :2, :2] = 1.0  # a square at the top left
+    b = torch.zeros(3, 4, 4)
+    b[:, 2:, 1:3] = torch.tensor([0.5, -1.0, 0.2])[:, None, None]  # another object elsewhere
+    x0 = torch.stack([a, b, 0.5 * a + 0.5 * b])[None]  # (1, T=3, C, H, W)
+    background = torch.tensor([0.7, -0.4, 0.9])[None, None, :, None, None]
+    _, sims = anchor_similarities(x0, "centred")
+    _, sims_bg = anchor_similarities(x0 + background, "centred")
+    torch.testing.assert_close(sims, sims_bg)
+    _, raw = anchor_similarities(x0, "raw")
+    _, raw_bg = anchor_similarities(x0 + background, "raw")
+    assert (raw_bg[0, 0, 1] - raw[0, 0, 1]).abs() > 0.3  # raw: the background dominates
+    feats = similarity_features(x0, "centred")
+    torch.testing.assert_close(feats.reshape(1, 3, 3, 16).mean(-1), torch.zeros(1, 3, 3))
+    # the hand-made pair: centred cosine of a and b by hand
+    ca, cb = (a - a.mean((1, 2), keepdim=True)).flatten(), (b - b.mean((1, 2), keepdim=True)).flatten()
+    expected = (ca @ cb) / (ca.norm() * cb.norm())
+    torch.testing.assert_close(sims[0, 0, 1], expected)

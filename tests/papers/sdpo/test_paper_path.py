@@ -60,3 +60,52 @@ def test_animal_prompts_split_and_missing_sd_path(tmp_path):
     assert len(train) + len(held) == len(ANIMALS) == 45 and not set(train) & set(held)
     with pytest.raises(UserError):
         Trainer(paper_config(tmp_path, tmp_path / "nowhere"), "sdpo", seed=0)
+
+
+def test_chunked_vae_decoding_gives_the_whole_batch_rewards(tmp_path, tiny_sd):
+    from papers.sdpo.rewards import build_reward
+    from papers.sdpo.rollout import decode_and_score
+    from papers.sdpo.train import load_backbone
+
+    cfg = paper_config(tmp_path, tiny_sd)
+    backbone = load_backbone(cfg, torch.device("cpu"))
+    reward = build_reward(cfg, "cpu")
+    latents = torch.randn(7, *backbone.latent_shape, generator=torch.Generator().manual_seed(0))
+    prompts = [f"a photo of a {w}" for w in ("cat", "dog", "cat", "dog", "cat", "dog", "cat")]
+    calls = []
+
+    def decode(x):
+        calls.append(len(x))
+        return backbone.decode(x)
+
+    whole = decode_and_score(decode, reward, latents, prompts, chunk=7)
+    chunked = decode_and_score(decode, reward, latents, prompts, chunk=3)
+    assert calls == [7, 3, 3, 1]  # the VAE never sees more than `chunk` latents at once
+    torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-5)
+
+
+def test_a_pipeline_with_set_alpha_to_one_is_corrected(tmp_path, tiny_sd, capsys):
+    import json
+    import shutil
+
+    from papers.sdpo.train import load_backbone
+
+    copy = tmp_path / "sd"
+    shutil.copytree(tiny_sd, copy)
+    path = copy / "scheduler" / "scheduler_config.json"
+    config = json.loads(path.read_text())
+    path.write_text(json.dumps({**config, "set_alpha_to_one": True}))
+    backbone = load_backbone(paper_config(tmp_path, copy), torch.device("cpu"))
+    assert not backbone.scheduler.config.set_alpha_to_one
+    assert float(backbone.scheduler.final_alpha_cumprod) == pytest.approx(
+        float(backbone.scheduler.alphas_cumprod[0]))
+    assert "set_alpha_to_one" in capsys.readouterr().err
+
+
+def test_gradient_checkpointing_and_tf32_options(tmp_path, tiny_sd):
+    cfg = paper_config(tmp_path, tiny_sd)
+    assert cfg.train.gradient_checkpointing and cfg.train.tf32 and cfg.sample.batch == 16
+    trainer = Trainer(paper_config(tmp_path, tiny_sd, "sample.batch=1"), "sdpo", seed=0)
+    assert trainer.policy.unet.is_gradient_checkpointing
+    logs = trainer.run_epoch()
+    assert torch.isfinite(torch.tensor(logs["loss"])) and 0 <= logs["clipfrac"] <= 1

@@ -74,11 +74,12 @@ def test_a_killed_run_resumes_to_the_same_final_metrics(tmp_path, make_cfg, monk
     # the uninterrupted run: the session's smoke reproduce ran it (2 epochs, same config)
     uninterrupted = _reproduce_run(smoke_reproduce, method, 0)
     real_step, calls = torch.optim.AdamW.step, {"n": 0}
-    steps_per_epoch = 3  # smoke: 1 micro-batch of pairs × 3 denoising steps
+    # smoke: 1 micro-batch of pairs × 3 denoising steps; REBEL steps once per micro-batch
+    steps_per_epoch = 3 if method == "sdpo" else 1
 
     def crash_in_the_second_epoch(self, *args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == steps_per_epoch + 2:
+        if calls["n"] == steps_per_epoch + min(2, steps_per_epoch):
             raise RuntimeError("simulated kill")
         return real_step(self, *args, **kwargs)
 
@@ -114,3 +115,37 @@ def test_bad_batching_and_ablation_of_a_baseline_are_user_errors(tmp_path, make_
         Trainer(make_cfg(tmp_path, "train.grad_accum=2"), "sdpo", seed=0)
     with pytest.raises(UserError, match="SDPO ablation"):
         train(make_cfg(tmp_path), CTX, "ddpo", "sparse", seed=0)
+
+
+def test_rebel_update_is_one_exact_gradient_step_per_residual(tmp_path, make_cfg):
+    """REBEL on one micro-batch of both smoke pairs with plain SGD (no clipping in effect):
+    the update equals −lr · ∇ mean_pairs(e²) of the REBEL loss, computed by autograd over
+    whole trajectories; and with two micro-batches the optimiser steps twice (once each)."""
+    from papers.sdpo.baselines import rebel_residual
+
+    cfg = make_cfg(tmp_path, "train.batch_size=2", "train.grad_clip=1e9")
+    trainer = Trainer(cfg, "rebel", seed=0)
+    lr = 0.05
+    params = trainer.policy.parameters()
+    trainer.optimizer = torch.optim.SGD(params, lr=lr)
+    samples = trainer.sample_epoch()
+    pairs, steps = samples.pairs, cfg.sample.steps
+    rows = torch.arange(2 * pairs)
+    old = samples.traj.log_probs
+    rho = torch.stack([trainer._log_probs(samples, rows, torch.full((2 * pairs,), j)) for j in range(steps)],
+                      dim=1) - old
+    e = rebel_residual(rho[:pairs].sum(1), rho[pairs:].sum(1), samples.advantages[:pairs],
+                       samples.advantages[pairs:], cfg.baselines.rebel_eta, cfg.sdpo.adv_clip)
+    grads = torch.autograd.grad((e**2).mean(), params)
+    assert max(g.abs().max().item() for g in grads) > 0
+    before = [p.detach().clone() for p in params]
+    trainer.update_rebel(samples)
+    for p, p0, g in zip(params, before, grads, strict=True):
+        torch.testing.assert_close(p.detach() - p0, -lr * g, rtol=1e-4, atol=1e-7)
+
+    calls = []
+    trainer2 = Trainer(make_cfg(tmp_path, "train.batch_size=1"), "rebel", seed=0)
+    step = trainer2.optimizer.step
+    trainer2.optimizer.step = lambda *a, **k: (calls.append(1), step(*a, **k))[1]
+    trainer2.update_rebel(trainer2.sample_epoch())
+    assert len(calls) == 2  # 2 pairs in micro-batches of 1: one step per residual, not per (pair, step)
