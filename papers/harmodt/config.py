@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 
 from shared.config import Common, choice, num
 
-METHODS = ("harmodt-f", "harmodt-m", "harmodt-r", "g-harmodt", "prompt-dt", "mtdt", "mtbc")
-IMPORTANCE = {"harmodt-f": "fisher", "harmodt-m": "magnitude", "harmodt-r": "none"}
+METHODS = ("harmodt-f", "harmodt-m", "harmodt-r", "harmodt-k0", "g-harmodt", "prompt-dt", "mtdt", "mtbc")
+# harmodt-k0: the k = 0 ablation, fixed random ERK masks that are never updated
+IMPORTANCE = {"harmodt-f": "fisher", "harmodt-m": "magnitude", "harmodt-r": "none", "harmodt-k0": "none"}
+FROZEN_MASKS = ("harmodt-k0",)
 QUALITIES = ("near-optimal", "sub-optimal", "expert")
 
 
@@ -25,6 +27,8 @@ class DataConfig:
     max_steps: int = num(150, ge=1)  # episode length of the data and of evaluation (Meta-World's is 500)
     seed: int = num(0, ge=0)  # data-generation seed (fixed across training seeds)
     workers: int = num(0, ge=0)  # generation processes (0 = all cores)
+    prompt: str = choice("best-tail", "best-tail", "window")  # best-tail = last P steps of the highest-return demonstration (Prompt-DT/HarmoDT); window = random P-step windows (before issue 21)
+    normalise: str = choice("per-task", "per-task", "shared")  # state mean/std per task (authors) or one over all tasks (before issue 21); G-HarmoDT is task-agnostic and always uses shared
 
     def __post_init__(self) -> None:
         bad = [q for q in self.qualities if q not in QUALITIES]
@@ -43,6 +47,8 @@ class ModelConfig:
     prompt_steps: int = num(5, ge=1)  # prompt length in steps (Prompt-DT: 5 steps × 1 episode)
     dropout: float = num(0.1, ge=0, lt=1)  # GPT-2 residual/attention/embedding dropout
     mlp_hidden: int = num(256, ge=1)  # MTBC's MLP width
+    activation: str = choice("relu", "relu", "gelu_new")  # trunk MLP activation: relu (authors' GPT-2 config) or gelu_new (before issue 21)
+    embed_ln: str = choice("main", "main", "all")  # embed LayerNorm on the main tokens only (Prompt-DT/HarmoDT) or on prompt tokens too (before issue 21)
 
 
 @dataclass
@@ -55,7 +61,11 @@ class HarmoConfig:
     k_scope: str = choice("global", "global", "layer")  # k counted over all masked entries or per layer
     prune_weight: float = num(10.0, ge=0)  # weight of the agreement term in the prune score 10·(ḡ⊙g_i) + I_i
     revive_grad: str = choice("dense", "dense", "masked")  # dense = fixed; masked = released code (revive score 0 on every inactive entry)
-    unseen_threshold: float = num(0.5, gt=0, le=1)  # majority vote: keep a weight when ≥ this fraction of task masks keep it
+    task_grad: str = choice("clipped-masked", "clipped-masked", "dense")  # mask-update task gradients: clip 0.25 → ×M_i → mean (released) or dense unclipped (before issue 21)
+    mask_init: str = choice("random", "random", "random_same")  # one ERK mask per task, or one shared by all tasks (the authors' random_same)
+    unseen_mask: str = choice("sparsity", "sparsity", "vote")  # unseen tasks: keep the most-voted (1 − unseen_sparsity) of the entries, or a vote threshold (ours before issue 21)
+    unseen_sparsity: float = num(0.5, ge=0, lt=1)  # fraction of maskable entries the unseen-task mask drops (released protocol: 0.5)
+    unseen_threshold: float = num(0.5, gt=0, le=1)  # unseen_mask=vote: keep a weight when ≥ this fraction of task masks keep it
 
 
 @dataclass
@@ -92,6 +102,7 @@ class EvalConfig:
 
     every: int = num(1000, ge=1)  # iterations between evaluations (and at the end); best = max, final = last
     goals: int = num(3, ge=1)  # goal variations per task (episodes per task; the paper uses 10)
+    unseen_goals: int = num(0, ge=0, le=50)  # goal variations per unseen task at the end (0 = eval.goals)
     target_return: float = num(1500.0, gt=0)  # initial return-to-go (the paper: 4500 for 500 steps)
     stop_on_success: bool = True  # end an episode at its first success (success is unchanged; return then covers fewer steps)
     workers: int = num(1, ge=0)  # evaluator processes per run

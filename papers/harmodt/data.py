@@ -2,30 +2,69 @@
 
 Datasets come from `shared.offline_rl` (generated from Meta-World's scripted policies, or
 read from the user's D4RL-layout HDF5 / per-episode npz files). The DT data pipeline is
-`shared.offline_rl` too: states are normalised with one mean/std over all training tasks
-(`Normaliser.fit`), so no method gets the task identity from it; segments follow the DT
-recipe (a random episode, a random start, up to K steps, left-padded with s = 0, a = −10,
-R̂ = 0, t = 0 and mask 0); prompts are random 5-step windows of expert demonstrations
-(`PromptSelector` mode "window"); batches are `MultiTaskBatches`.
+`shared.offline_rl` too: states are normalised with one mean/std per task, as the authors'
+code does (`data.normalise=per-task`; `shared` = one mean/std over all training tasks, the
+behaviour before issue 21; G-HarmoDT is task-agnostic and always uses the shared one, since
+a per-task normaliser would hand it the task identity); segments follow the DT recipe (a
+random episode, a random start, up to K steps, left-padded with s = 0, a = −10, R̂ = 0,
+t = 0 and mask 0); prompts are the last P steps of the highest-return expert demonstration
+of the task (`data.prompt=best-tail`, `PromptSelector` mode "best-tail", as Prompt-DT and
+HarmoDT) or random P-step windows (`window`, before issue 21); batches are
+`MultiTaskBatches`.
+
+`data.source=npz` reads `<path>/<task>/`; when only the authors' / MTDiff's v2 folder
+`<path>/<task-v2>/` exists it is used instead, with a one-line notice that v2 data are
+evaluated in v3 environments.
 """
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 
 from papers.harmodt.config import HarmoDTConfig
+from shared import UserError
 from shared.offline_rl import Episode, load_datasets, task_set
 from shared.offline_rl.batches import TaskData
-from shared.offline_rl.segments import SegmentSampler
+from shared.offline_rl.readers import read_episode_npz_dir
+from shared.offline_rl.segments import Normaliser, SegmentSampler
 
-PROMPT_MODE = "window"  # a random K-step window of a random expert demonstration
+TASK_AGNOSTIC = ("g-harmodt",)  # methods that must not get the task identity from the normaliser
+
+
+def npz_task_dir(path: str | Path, task: str) -> Path:
+    """`path/<task>`, else the authors' / MTDiff's v2 name `path/<task with -v2>` (with a
+    one-line notice on stderr); a missing folder is a one-line UserError."""
+    root = Path(path)
+    if not str(path):
+        raise UserError("source 'npz' needs a path: the directory holding <task>/ folders")
+    if (root / task).is_dir():
+        return root / task
+    v2 = task[:-3] + "-v2" if task.endswith("-v3") else task
+    if v2 != task and (root / v2).is_dir():
+        print(f"harmodt: {root / v2} holds Meta-World v2 data; it is trained on as {task} and "
+              "evaluated in the v3 environment", file=sys.stderr)
+        return root / v2
+    raise UserError(f"no {task}/ (or {v2}/) episode folder in {root}")
 
 
 def _load(cfg: HarmoDTConfig, tasks: list[str], quality: str, episodes: int):
     d = cfg.data
+    if d.source == "npz" and quality != "expert":
+        return {t: read_episode_npz_dir(npz_task_dir(d.path, t), task=t)[:episodes] for t in tasks}
     return load_datasets(tasks, quality, episodes, seed=d.seed, max_steps=d.max_steps,
                          data_dir=cfg.data_dir, workers=d.workers,
                          source=d.source if quality != "expert" else "generate", path=d.path)
+
+
+def fit_normaliser(cfg: HarmoDTConfig, method: str, episodes_by_task: list[list[Episode]]) -> Normaliser:
+    """Per-task state statistics (the authors'), or one mean/std over every task's steps
+    (`data.normalise=shared`, and always for the task-agnostic G-HarmoDT)."""
+    if cfg.data.normalise == "per-task" and method not in TASK_AGNOSTIC:
+        return Normaliser.fit_per_task(episodes_by_task)
+    return Normaliser.fit([e for eps in episodes_by_task for e in eps])
 
 
 def train_tasks(cfg: HarmoDTConfig) -> list[str]:

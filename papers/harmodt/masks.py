@@ -202,3 +202,18 @@ def majority_vote_mask(masks: list[Mask], threshold: float = 0.5) -> Mask:
     """
     need = threshold * len(masks) - 1e-9
     return {n: torch.stack([m[n] for m in masks]).sum(0) >= need for n in masks[0]}
+
+
+def top_voted_mask(masks: list[Mask], sparsity: float, params: dict[str, torch.Tensor]) -> Mask:
+    """Mask for an unseen task at a given sparsity (the released protocol: 0.5): keep the
+    round((1 − sparsity)·N) maskable entries with the most votes among the task masks, over
+    all layers at once; among entries with equal votes the larger |θ| is kept first."""
+    names = list(masks[0])
+    votes = torch.cat([torch.stack([m[n] for m in masks]).sum(0).flatten() for n in names]).double()
+    size = torch.cat([params[n].detach().abs().flatten() for n in names]).double().cpu()
+    score = votes.cpu() + 0.5 * size / (float(size.max()) + 1e-12)  # votes first, then |θ|
+    keep = round((1.0 - sparsity) * votes.numel())
+    flat = torch.zeros(votes.numel(), dtype=torch.bool)
+    flat[torch.topk(score, keep, sorted=False).indices] = True
+    parts = flat.split([masks[0][n].numel() for n in names])
+    return {n: part.view(masks[0][n].shape).to(masks[0][n].device) for n, part in zip(names, parts)}

@@ -39,18 +39,43 @@ class MTBC(nn.Module):
         return self.predict_action(self.body(torch.cat([self.embed_state(states), task], -1)))
 
 
-# GPT-2's default, what this reproduction has always used; the authors' DT code uses "relu".
-ACTIVATION = "gelu_new"
+class HarmoDecisionTransformer(DecisionTransformer):
+    """The shared DT with the embed LayerNorm placed as in Prompt-DT's / HarmoDT's code.
+
+    `embed_ln="main"` (default): LayerNorm on the main segment's 3K tokens only; the prompt
+    tokens (or the task token) enter GPT-2 without it. `"all"`: LayerNorm on every token
+    (this reproduction before issue 21, the shared backbone's behaviour)."""
+
+    def __init__(self, *args, embed_ln: str = "main", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.embed_ln_scope = embed_ln
+
+    def encode(self, batch: dict[str, torch.Tensor], attention="padding") -> torch.Tensor:
+        if self.embed_ln_scope == "all":
+            return super().encode(batch, attention)
+        tokens, mask = self.tokens(batch)
+        main = 3 * batch["states"].shape[1]
+        tokens = torch.cat([tokens[:, :-main], self.embed_ln(tokens[:, -main:])], 1)
+        if isinstance(attention, str):
+            if attention != "padding":
+                raise ValueError(f"attention must be 'padding', None or a tensor, got {attention!r}")
+            attention = mask.long()
+        hidden = self.transformer(inputs_embeds=tokens, attention_mask=attention).last_hidden_state
+        k = batch["states"].shape[1]
+        return hidden[:, -3 * k:].reshape(hidden.shape[0], k, 3, -1)[:, :, 1]
+
+
 CONDITIONING = {"prompt-dt": "prompt", "harmodt-f": "prompt", "harmodt-m": "prompt",
-                "harmodt-r": "prompt", "mtdt": "task", "g-harmodt": "none"}
+                "harmodt-r": "prompt", "harmodt-k0": "prompt", "mtdt": "task", "g-harmodt": "none"}
 
 
 def decision_transformer(cfg: ModelConfig, obs_dim: int, act_dim: int, max_ep_len: int,
                          conditioning: str, n_tasks: int = 1) -> DecisionTransformer:
-    return DecisionTransformer(obs_dim, act_dim, hidden=cfg.hidden, layers=cfg.layers,
+    return HarmoDecisionTransformer(obs_dim, act_dim, hidden=cfg.hidden, layers=cfg.layers,
                                heads=cfg.heads, context=cfg.context, max_ep_len=max_ep_len,
                                conditioning=conditioning, prompt_steps=cfg.prompt_steps,
-                               dropout=cfg.dropout, n_tasks=n_tasks, activation=ACTIVATION)
+                               dropout=cfg.dropout, n_tasks=n_tasks, activation=cfg.activation,
+                               embed_ln=cfg.embed_ln)
 
 
 def build_model(method: str, cfg: ModelConfig, obs_dim: int, act_dim: int, max_ep_len: int,

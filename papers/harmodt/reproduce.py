@@ -46,7 +46,7 @@ def run_all(cfg: HarmoDTConfig, ctx: Context) -> list[dict]:
 
 def episodes(cfg: HarmoDTConfig) -> dict[str, int | None]:
     """Evaluated episodes of one run: every task × `eval.goals`, seen and unseen."""
-    unseen = len(unseen_tasks(cfg)) * cfg.eval.goals
+    unseen = len(unseen_tasks(cfg)) * (cfg.eval.unseen_goals or cfg.eval.goals)
     return {"seen": len(train_tasks(cfg)) * cfg.eval.goals, "unseen": unseen or None}
 
 
@@ -66,5 +66,6 @@ def reproduce(cfg: HarmoDTConfig, ctx: Context) -> Path | None:
         claims=paper_claims(methods, cfg.data.qualities, episodes(cfg)),
         protocol_notes=paper_protocol_notes(methods, cfg.data.qualities), tables=tables,
         plots=plots, notes=report.notes(cfg, summaries) + ["Datasets:\n\n" + data_md])
+    results["runs"] = report.runs_record(summaries)  # per run: curves, per-task success, masks' IoU
     write_results(out, results)
     return out

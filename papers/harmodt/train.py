@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from papers.harmodt.config import IMPORTANCE, HarmoDTConfig
-from papers.harmodt.data import PROMPT_MODE, gate_windows, load_task_data
+from papers.harmodt.config import FROZEN_MASKS, IMPORTANCE, HarmoDTConfig
+from papers.harmodt.data import fit_normaliser, gate_windows, load_task_data
 from papers.harmodt.grouping import (
     GatingNetwork,
     cluster_tasks,
@@ -51,7 +51,7 @@ from shared.device import resolve_device
 from shared.offline_rl.batches import MultiTaskBatches, TaskData
 from shared.offline_rl.dt import action_loss
 from shared.offline_rl.masks import mask_overlap
-from shared.offline_rl.segments import Normaliser, to_torch
+from shared.offline_rl.segments import to_torch
 from shared.replicas import Replicas
 from shared.runs import (
     check_same_config,
@@ -84,11 +84,11 @@ class Trainer:
         self.cfg, self.method, self.seed, self.tasks = cfg, method, seed, tasks
         self.device = Replicas.local_device(resolve_device(cfg.device))
         self.replicas = replicas or Replicas(self.device)
-        self.norm = Normaliser.fit([e for t in tasks for e in t.episodes])
+        self.norm = fit_normaliser(cfg, method, [t.episodes for t in tasks])
         obs_dim, act_dim = tasks[0].episodes[0].observations.shape[1], tasks[0].episodes[0].actions.shape[1]
         self.max_ep_len = cfg.data.max_steps
         self.batches = MultiTaskBatches(tasks, mc.context, mc.prompt_steps, self.norm,
-                                        tc.return_scale, self.max_ep_len, prompt_mode=PROMPT_MODE)
+                                        tc.return_scale, self.max_ep_len, prompt_mode=cfg.data.prompt)
         self.model = build_model(method, mc, obs_dim, act_dim, self.max_ep_len, len(tasks)).to(self.device)
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(trainable, lr=tc.lr, weight_decay=tc.weight_decay)
@@ -100,7 +100,8 @@ class Trainer:
         self.gate = self.gate_opt = None
         if method in IMPORTANCE:
             self.harmony = HarmonyMasks(self.model, cfg.harmo, len(tasks), list(range(len(tasks))),
-                                        IMPORTANCE[method], torch_generator(seed))
+                                        IMPORTANCE[method], torch_generator(seed), tc.grad_clip,
+                                        frozen=method in FROZEN_MASKS)
         if method == "g-harmodt":
             g = cfg.group
             self.gate = GatingNetwork(obs_dim, act_dim, min(g.groups, len(tasks)), g.gate_hidden,
@@ -178,7 +179,7 @@ class Trainer:
     def set_groups(self, groups: list[int]) -> None:
         self.groups = [int(g) for g in groups]
         self.harmony = HarmonyMasks(self.model, self.cfg.harmo, self.gate.head.out_features, self.groups,
-                                    "fisher", torch_generator(self.seed + 1))
+                                    "fisher", torch_generator(self.seed + 1), self.cfg.train.grad_clip)
 
     def gate_step(self) -> float:
         steps = self.cfg.group.gate_context
@@ -312,7 +313,10 @@ def _train_loop(cfg: HarmoDTConfig, ctx: Context, trainer: Trainer, run_dir: Pat
                     record = {"iteration": it, "loss": trainer.loss_sum / cfg.eval.every,
                               "lr": trainer.scheduler.get_last_lr()[0], **evaluation.seen()}
                     trainer.loss_sum = 0.0
-                    trainer.history.append({"iteration": it, "success": record["success"]})
+                    trainer.history.append({"iteration": it, "success": record["success"],
+                                            "loss": record["loss"],
+                                            "per_task": {k.split("/", 1)[1]: v for k, v in record.items()
+                                                         if k.startswith("success/")}})
                     tracker.log({**record, **logs}, step=it)
                     bar.set_postfix(success=f"{record['success']:.2f}", refresh=False)
                 elif logs:

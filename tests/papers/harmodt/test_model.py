@@ -14,10 +14,10 @@ CFG = ModelConfig(hidden=16, layers=2, heads=2, context=4, prompt_steps=2, dropo
 IDENTITY = Normaliser(np.zeros(OBS, np.float32), np.ones(OBS, np.float32))
 
 
-def test_harmodt_builds_the_shared_decision_transformer_with_gelu_new():
+def test_harmodt_builds_the_shared_decision_transformer_with_relu():
     model = build_model("harmodt-f", CFG, OBS, ACT, 64, n_tasks=3)
     assert isinstance(model, DecisionTransformer) and model.conditioning == "prompt"
-    assert model.transformer.config.activation_function == "gelu_new"
+    assert model.transformer.config.activation_function == "relu"  # the authors' GPT-2 config
     assert model.transformer.config.n_positions == 3 * CFG.context + 3 * CFG.prompt_steps
     assert build_model("g-harmodt", CFG, OBS, ACT, 64, n_tasks=3).conditioning == "none"
 

@@ -16,7 +16,8 @@ from shared.cli import run_cli
 from shared.results import VERDICTS
 
 PAPER_DIR = Path(papers.harmodt.__file__).parent
-METHODS = ("HarmoDT-F", "HarmoDT-M", "HarmoDT-R", "G-HarmoDT", "Prompt-DT", "MTDT", "MTBC")
+# the smoke config's methods (HarmoDT-R differs from -F only in its prune score: test_masks)
+METHODS = ("HarmoDT-F", "HarmoDT-M", "HarmoDT k=0 (random masks)", "G-HarmoDT", "Prompt-DT", "MTDT", "MTBC")
 
 
 def _reproduce(root, data, *extra):
@@ -45,15 +46,23 @@ def test_smoke_reproduce_reports_every_method_on_both_qualities(first_run):
             assert entry["best_success"]["mean"] >= entry["final_success"]["mean"]
     assert "unseen_success" in results["methods"]["HarmoDT-F / near-optimal"]
     assert "unseen_success" not in results["methods"]["MTBC / near-optimal"]
-    assert len(results["claims"]) == 12
+    assert len(results["claims"]) == 14  # 7 per quality, the k = 0 ablation's included
     assert all(c["verdict"] in VERDICTS for c in results["claims"])
     assert results["schema"] == 2 and len(results["protocol_notes"]) == 2
     for method in ("HarmoDT-F", "G-HarmoDT", "Prompt-DT", "MTBC"):
         assert results["methods"][f"{method} / near-optimal"]["tail_change"]["n"] == 2
     assert results["methods"]["HarmoDT-F / near-optimal"]["mask_iou_excess"]["n"] == 2
     assert "mask_iou_excess" not in results["methods"]["Prompt-DT / near-optimal"]
-    (table,) = results["tables"]
+    table = results["tables"][0]
     assert [row[0] for row in table["rows"]] == list(METHODS)
+    titles = " | ".join(t["title"] for t in results["tables"])
+    for part in ("per training task", "per unseen task", "IoU", "gate accuracy", "training loss"):
+        assert part in titles
+    runs = results["runs"]
+    assert len(runs) == 2 * 2 * len(METHODS)
+    assert all("loss" in c and "per_task" in c for r in runs for c in r["curve"])
+    assert all(r["gate_accuracy"] is not None for r in runs if r["method"] == "g-harmodt")
+    assert {"plots/loss_near-optimal.png"} <= set(results["plots"])
     assert (out / "dataset_report.md").exists()
     for plot in results["plots"]:
         assert (out / plot).read_bytes()[:4] == b"\x89PNG"
@@ -135,3 +144,21 @@ def test_paper_config_is_the_papers_mt50_setting():
     assert (cfg.harmo.density, cfg.harmo.mask_interval, cfg.harmo.k_max) == (0.8, 500, 50)
     assert (cfg.eval.every, cfg.eval.goals, cfg.eval.target_return) == (5000, 10, 4500.0)
     assert not cfg.eval.stop_on_success and cfg.train.return_scale == 1000.0
+
+
+def test_small_trades_breadth_for_convergence_and_medium_has_every_method():
+    from papers.harmodt.claims import SE_MAX, run_success_se
+    from papers.harmodt.config import METHODS as ALL
+    from papers.harmodt.data import train_tasks, unseen_tasks
+    from shared.config import load_config
+
+    small = load_config(HarmoDTConfig, PAPER_DIR / "configs", "small", [])
+    assert len(train_tasks(small)) <= 5 and small.data.qualities == ["near-optimal"]
+    assert set(small.train.methods) == {"prompt-dt", "mtbc", "harmodt-f", "harmodt-m", "harmodt-k0", "g-harmodt"}
+    seen = len(train_tasks(small)) * small.eval.goals
+    unseen = len(unseen_tasks(small)) * small.eval.unseen_goals
+    assert max(run_success_se(50.0, seen), run_success_se(50.0, unseen)) <= SE_MAX  # worst case p = ½
+    assert small.train.iterations // len(train_tasks(small)) >= 1000
+    medium = load_config(HarmoDTConfig, PAPER_DIR / "configs", "medium", [])
+    assert medium.data.tasks == "MT10" and set(medium.train.methods) == set(ALL)
+    assert medium.data.qualities == ["near-optimal", "sub-optimal"]
