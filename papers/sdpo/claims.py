@@ -123,9 +123,10 @@ def curves_table(curves: Mapping[str, Mapping[int, tuple[list[int], list[float]]
             "rows": rows}
 
 
-def settings_table(cfg, config_name: str) -> dict:
-    """The key knobs of each method and the values reproduce ran them with (one value each:
-    reproduce runs one setting per method, it has no sweep)."""
+def settings_table(cfg, config_name: str, chosen: Mapping | None = None) -> dict:
+    """The key knobs of each method: the values tried and, after a sweep (`chosen`:
+    {method: (lr, trust-region value)}), the chosen one; without a sweep, the config's one
+    value."""
     def get(path):
         obj = cfg
         for part in path.split("."):
@@ -133,10 +134,19 @@ def settings_table(cfg, config_name: str) -> dict:
         return float(obj)
 
     rows = []
+    sweep = bool(cfg.train.sweep_lrs or cfg.train.sweep_clips) and chosen
     for m in cfg.train.methods:
         knob = TRUST_REGION[m]
-        rows.append([m, [get("train.lr")], knob or "none", [get(knob)] if knob else [],
-                     f"one value from configs/{config_name}.yaml, no sweep"])
+        if sweep:
+            lrs = [float(v) for v in (cfg.train.sweep_lrs or [get("train.lr")])]
+            values = [float(v) for v in (cfg.train.sweep_clips or [get(knob)])] if knob else []
+            lr, clip = chosen[m]
+            how = (f"best mean validation reward over the step counts (seed {cfg.train.sweep_seed}, "
+                   f"{cfg.train.epochs} epochs); chosen lr {lr:g}" + (f", {knob} {clip:g}" if knob else ""))
+        else:
+            lrs, values = [get("train.lr")], [get(knob)] if knob else []
+            how = f"one value from configs/{config_name}.yaml, no sweep"
+        rows.append([m, lrs, knob or "none", values, how])
     return {"title": SETTINGS_TABLE,
             "columns": ["Method", "Learning rates tried", "Trust-region knob", "Values tried",
                         "How chosen"],

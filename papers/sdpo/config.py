@@ -147,6 +147,9 @@ class TrainConfig:
     gradient_checkpointing: bool = False  # recompute UNet activations in backward (paper scale: less memory, same numbers)
     tf32: bool = False  # allow TF32 matmuls/convolutions on CUDA (paper scale; no effect on CPU)
     checkpoint_every: int = num(10, ge=1)  # epochs between checkpoints
+    sweep_lrs: list[float] = nums([], gt=0, nonempty=False)  # reproduce: learning rates every method tries ([] = no sweep: train.lr)
+    sweep_clips: list[float] = nums([], gt=0, lt=1, nonempty=False)  # reproduce: trust-region values of SDPO, DDPO (clip) and D3PO (ratio clamp) ([] = their configured values)
+    sweep_seed: int = num(100, ge=0)  # seed of the sweep runs (scored on the validation prompts; the final runs use the seeds)
     keep_checkpoints: int = num(2, ge=1)  # newest checkpoints kept
 
 
@@ -155,6 +158,7 @@ class EvalConfig:
     """Mean reward at several step budgets on held-out prompts and noise seeds."""
 
     steps: list[int] = nums([1, 2, 4, 8], ge=1, le=1000)  # sampling budgets
+    split: str = choice("test", "test", "val", "heldout")  # held-out prompts scored: test / val = alternate halves of the held-out set (the sweep chooses on val); heldout = all of it
     every: int = num(10, ge=1)  # epochs between evaluations (and at 0 and the end)
     images_per_prompt: int = num(4, ge=1)  # held-out noise seeds per held-out prompt
     eta: float = num(1.0, ge=0, le=1)  # DDIM eta at evaluation

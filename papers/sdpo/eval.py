@@ -17,6 +17,15 @@ from shared.t2i.grid import save_grid
 from shared.tracking import read_metrics
 
 
+def eval_prompts(prompts: str, split: str) -> list[str]:
+    """The held-out prompts of `split`: `val` and `test` are the even and odd entries of the
+    held-out set (never trained on), so a setting is chosen on val and reported on test."""
+    from papers.sdpo.prompts import prompt_set
+
+    heldout = prompt_set(prompts, "heldout")
+    return {"heldout": heldout, "val": heldout[0::2], "test": heldout[1::2]}[split]
+
+
 def key(steps: int) -> str:
     return f"eval_reward_{steps}step"
 
@@ -26,7 +35,7 @@ class Evaluator:
         from papers.sdpo.prompts import prompt_set
 
         self.cfg, self.trainer = cfg, trainer
-        heldout = prompt_set(cfg.sample.prompts, "heldout")
+        heldout = eval_prompts(cfg.sample.prompts, cfg.eval.split)
         self.grid_prompts = heldout[: cfg.eval.grid_prompts]
         self.prompts = [p for p in heldout for _ in range(cfg.eval.images_per_prompt)]
 
@@ -77,14 +86,20 @@ class Evaluator:
     def summary(self, run_dir: Path) -> dict:
         """Initial and final held-out rewards per budget, and the curve against samples seen,
         read back from metrics.jsonl (so a resumed run reports what an uninterrupted one would)."""
-        records = [r for r in read_metrics(run_dir) if key(self.cfg.eval.steps[0]) in r]
+        every = read_metrics(run_dir)
+        records = [r for r in every if key(self.cfg.eval.steps[0]) in r]
         initial, final = records[0], records[-1]
-        summary = {"samples": int(final.get("samples", 0)), "epochs": int(final["step"])}
+        summary = {"samples": int(final.get("samples", 0)), "epochs": int(final["step"]),
+                   "reward_queries": int(final.get("reward_queries_total", 0))}
+        for name in ("clipfrac", "abs_dlogp"):  # means over the training epochs
+            values = [r[name] for r in every if name in r]
+            summary[name] = float(sum(values) / len(values)) if values else float("nan")
         for steps in self.cfg.eval.steps:
             summary[f"initial_{steps}"] = initial[key(steps)]
             summary[f"final_{steps}"] = final[key(steps)]
             summary[f"gain_{steps}"] = final[key(steps)] - initial[key(steps)]
         summary["curve"] = [{"samples": int(r.get("samples", 0)),
+                             "reward_queries": int(r.get("reward_queries_total", 0)),
                              **{str(s): r[key(s)] for s in self.cfg.eval.steps}} for r in records]
         return summary
 

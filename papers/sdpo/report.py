@@ -71,6 +71,23 @@ def curves(cfg: SDPOExperimentConfig, groups: dict[str, list[dict]]) -> dict:
     return claims.curves_table(out)
 
 
+DIAGNOSTICS_TABLE = "Trust region and reward queries (final runs, mean ± std over seeds)"
+
+
+def diagnostics_table(cfg: SDPOExperimentConfig, groups: dict[str, list[dict]]) -> dict:
+    """Per run name: the share of trained transitions beyond the method's trust region, the
+    mean |log π_θ − log π_old| when trained on (means over the epochs), trajectories sampled
+    and reward queries (SDPO queries 3 images per trajectory, the oracle T, the rest 1)."""
+    rows = []
+    for name, runs in groups.items():
+        cf = summarize([r.get("clipfrac", float("nan")) for r in runs])
+        dl = summarize([r.get("abs_dlogp", float("nan")) for r in runs])
+        rows.append([name, fmt(cf), fmt(dl), runs[0]["samples"], runs[0].get("reward_queries", 0)])
+    return {"title": DIAGNOSTICS_TABLE,
+            "columns": ["Run", "clip fraction", "mean |Δ log π|", "trajectories", "reward queries"],
+            "rows": rows}
+
+
 def plots(cfg: SDPOExperimentConfig, groups: dict[str, list[dict]], out_dir: Path) -> list[str]:
     """Reward vs samples seen at each budget (the authors' figure), and gain vs budget."""
     files = []
@@ -85,6 +102,18 @@ def plots(cfg: SDPOExperimentConfig, groups: dict[str, list[dict]], out_dir: Pat
         name = f"reward_vs_samples_{n}step.png"
         line_plot(out_dir / name, series, xlabel="trajectories sampled", ylabel=f"{cfg.reward.name} reward",
                   title=f"held-out reward at {n} sampling step{'s' * (n > 1)}")
+        files.append(name)
+    for n in (cfg.eval.steps[0], cfg.eval.steps[-1]):
+        series = {}
+        for name in methods:
+            curves = [r["curve"] for r in groups[name]]
+            x = [p.get("reward_queries", 0) for p in curves[0]]
+            ys = np.array([[p[str(n)] for p in c] for c in curves])
+            series[name] = (x, ys.mean(0), ys.std(0))
+        name = f"reward_vs_queries_{n}step.png"
+        line_plot(out_dir / name, series, xlabel="reward queries (images scored)",
+                  ylabel=f"{cfg.reward.name} reward",
+                  title=f"held-out reward at {n} sampling step{'s' * (n > 1)} vs reward queries")
         files.append(name)
     series = {name: (cfg.eval.steps, [np.mean(_gains(groups[name], n)) for n in cfg.eval.steps],
                      [np.std(_gains(groups[name], n)) for n in cfg.eval.steps])

@@ -8,8 +8,10 @@ latest checkpoint.
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -43,12 +45,111 @@ def jobs(cfg: SDPOExperimentConfig) -> list[tuple[str, str, int]]:
 
 
 def _one_run(args: tuple) -> dict:
-    cfg, ctx, method, ablation, seed = args
-    return train(cfg, ctx, method, ablation, seed)
+    cfg, ctx, method, ablation, seed, *name = args
+    return train(cfg, ctx, method, ablation, seed, name=name[0] if name else None)
 
 
-def run_all(cfg: SDPOExperimentConfig, ctx: Context) -> list[dict]:
-    return run_jobs(_one_run, [(cfg, ctx, m, a, s) for m, a, s in jobs(cfg)], cfg.parallel_runs, "sdpo runs")
+# ------------------------------------------------------------------ the sweep (equal terms)
+
+
+def _get(cfg, path: str) -> float:
+    obj = cfg
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return float(obj)
+
+
+def setting_config(cfg: SDPOExperimentConfig, method: str, lr: float, clip: float | None,
+                   split: str | None = None, every: int | None = None) -> SDPOExperimentConfig:
+    """`cfg` with the method's learning rate and trust-region value (and eval split)."""
+    out = copy.deepcopy(cfg)
+    out.train.lr = float(lr)
+    knob = claims.TRUST_REGION[method]
+    if knob is not None and clip is not None:
+        section, name = knob.split(".")
+        setattr(getattr(out, section), name, float(clip))
+    if split is not None:
+        out.eval.split = split
+    if every is not None:
+        out.eval.every = every
+    return out
+
+
+def sweep_points(cfg: SDPOExperimentConfig, method: str) -> list[tuple[float, float | None]]:
+    """(lr, trust-region value) pairs the sweep tries for `method`: every learning rate of
+    train.sweep_lrs and, for SDPO, DDPO and D3PO, every value of train.sweep_clips."""
+    knob = claims.TRUST_REGION[method]
+    lrs = cfg.train.sweep_lrs or [cfg.train.lr]
+    clips = (cfg.train.sweep_clips or [_get(cfg, knob)]) if knob else [None]
+    return [(float(lr), None if c is None else float(c)) for lr in lrs for c in clips]
+
+
+def sweep_name(method: str, lr: float, clip: float | None) -> str:
+    return f"sweep-{method}-lr{lr:g}" + ("" if clip is None else f"-clip{clip:g}")
+
+
+def has_sweep(cfg: SDPOExperimentConfig) -> bool:
+    return bool(cfg.train.sweep_lrs or cfg.train.sweep_clips)
+
+
+def score(summary: Mapping, steps: list[int]) -> float:
+    """What the sweep maximises: the final validation reward averaged over the step counts
+    (the paper's claim is about every budget at once)."""
+    return float(sum(summary[f"final_{n}"] for n in steps) / len(steps))
+
+
+def run_sweep(cfg: SDPOExperimentConfig, ctx: Context) -> tuple[dict, list[dict]]:
+    """Every method at every sweep point, seed `train.sweep_seed`, the same epochs (the same
+    sample budget), scored on the validation prompts; returns ({method: (lr, clip)}, rows)."""
+    methods = list(cfg.train.methods)
+    if cfg.train.ablations and "sdpo" not in methods:
+        methods.insert(0, "sdpo")
+    points = [(m, lr, c) for m in methods for lr, c in sweep_points(cfg, m)]
+    args = [(setting_config(cfg, m, lr, c, split="val", every=cfg.train.epochs), ctx, m, "",
+             cfg.train.sweep_seed, sweep_name(m, lr, c)) for m, lr, c in points]
+    summaries = run_jobs(_one_run, args, cfg.parallel_runs, "sdpo sweep")
+    best, rows = {}, []
+    for (m, lr, c), summ in zip(points, summaries, strict=True):
+        value = score(summ, cfg.eval.steps)
+        rows.append({"method": m, "lr": lr, "clip": c, "score": value, "summary": summ})
+        if m not in best or value > best[m][2]:
+            best[m] = (lr, c, value)
+    return {m: (lr, c) for m, (lr, c, _) in best.items()}, rows
+
+
+def sweep_table(cfg: SDPOExperimentConfig, rows: list[dict], chosen: Mapping) -> dict:
+    columns = ["Method", "lr", "Trust region", *[f"val {steps_label(n)}" for n in cfg.eval.steps],
+               "val mean", "clip fraction", "mean |Δ log π|", "chosen"]
+    out = []
+    for r in rows:
+        s = r["summary"]
+        knob = claims.TRUST_REGION[r["method"]]
+        out.append([r["method"], r["lr"], f"{knob} = {r['clip']:g}" if knob else "none",
+                    *[round(s[f"final_{n}"], 4) for n in cfg.eval.steps], round(r["score"], 4),
+                    round(s.get("clipfrac", float("nan")), 4), float(f"{s.get('abs_dlogp', float('nan')):.3g}"),
+                    "yes" if chosen.get(r["method"]) == (r["lr"], r["clip"]) else ""])
+    return {"title": SWEEP_TABLE, "columns": columns, "rows": out}
+
+
+def steps_label(n: int) -> str:
+    return f"{n} step{'s' * (n > 1)}"
+
+
+SWEEP_TABLE = "Sweep (seed train.sweep_seed, validation prompts, same sample budget)"
+
+
+def run_all(cfg: SDPOExperimentConfig, ctx: Context, chosen: Mapping | None = None) -> list[dict]:
+    """The final runs: each method at its chosen setting (or the config's), evaluated on
+    the test prompts; the SDPO ablations at SDPO's chosen setting."""
+    args = []
+    for m, a, s in jobs(cfg):
+        if chosen:
+            lr, clip = chosen[m]
+            run_cfg = setting_config(cfg, m, lr, clip)
+        else:
+            run_cfg = cfg
+        args.append((run_cfg, ctx, m, a, s))
+    return run_jobs(_one_run, args, cfg.parallel_runs, "sdpo runs")
 
 
 def copy_grids(groups: dict[str, list[dict]], out: Path) -> list[str]:
@@ -80,7 +181,8 @@ def reproduce(cfg: SDPOExperimentConfig, ctx: Context) -> Path:
     else:
         out = on_main(accelerator, lambda: new_reproduce_dir(cfg.runs_dir, ctx.slug, ctx.config_name))
     prepare(cfg)
-    summaries = run_all(cfg, ctx)
+    chosen, sweep_rows = run_sweep(cfg, ctx) if has_sweep(cfg) else ({}, [])
+    summaries = run_all(cfg, ctx, chosen)
     if accelerator is not None and not accelerator.is_main_process:
         return out
     groups = report.by_name(summaries)
@@ -92,7 +194,10 @@ def reproduce(cfg: SDPOExperimentConfig, ctx: Context) -> Path:
                                 with_paper=True)]
     if cfg.train.ablations:
         tables.append(report.step_table(cfg, metrics, ["base", *ablations], "SDPO ablations", with_paper=False))
-    tables += [claims.settings_table(cfg, ctx.config_name), report.curves(cfg, groups)]
+    tables += [claims.settings_table(cfg, ctx.config_name, chosen or None), report.curves(cfg, groups),
+               report.diagnostics_table(cfg, groups)]
+    if sweep_rows:
+        tables.append(sweep_table(cfg, sweep_rows, chosen))
     found, tables = claims.with_claims(metrics, tables, cfg.seeds)
     plots = report.plots(cfg, groups, out) + copy_grids(groups, out)
     notes = [
@@ -102,8 +207,12 @@ def reproduce(cfg: SDPOExperimentConfig, ctx: Context) -> Path:
         f"{2 * cfg.sample.pairs_per_epoch} trajectories.",
         "paper columns: aesthetic score on SD-Turbo after ~30k samples (read off the authors' curves); "
         "our scale and reward differ, compare the direction and the shape across step counts.",
-        f"held-out prompts × {cfg.eval.images_per_prompt} fixed noise seeds, "
+        f"{cfg.eval.split} prompts (held out of training) × {cfg.eval.images_per_prompt} fixed noise seeds, "
         "identical for every method, seed and evaluation; final evaluation, never the best.",
+        *([f"equal terms: every method swept lr {cfg.train.sweep_lrs or [cfg.train.lr]} and, SDPO/DDPO/D3PO, "
+           f"their trust region {cfg.train.sweep_clips or 'as configured'} at seed {cfg.train.sweep_seed} "
+           f"and the same {cfg.train.epochs} epochs, chosen on the validation prompts (best mean reward over "
+           "the step counts), then run on the seeds and scored on the test prompts"] if sweep_rows else []),
     ]
     results = build_results(paper=ctx.slug, title=TITLE, config=ctx.config_name, seeds=cfg.seeds,
                             methods=metrics, claims=found, protocol_notes=[], tables=tables,

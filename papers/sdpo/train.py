@@ -161,6 +161,7 @@ class Trainer:
         self.weights = step_weights(cfg.sample.steps, cfg.sdpo.lam, cfg.sdpo.log_scale).to(self.device)
         self.epoch = 0
         self.samples_seen = 0  # trajectories sampled so far, over all processes
+        self.queries_seen = 0  # images the reward model scored so far, over all processes
 
     # ---------------------------------------------------------------- one epoch
     def sample_epoch(self) -> EpochSamples:
@@ -184,7 +185,9 @@ class Trainer:
             logs = self.update(samples) if self.method != "rebel" else self.update_rebel(samples)
         self.epoch += 1
         self.samples_seen += 2 * cfg.sample.pairs_per_epoch * self.accelerator.num_processes
+        self.queries_seen += samples.reward_queries * self.accelerator.num_processes
         logs.update({"epoch": self.epoch, "samples": self.samples_seen,
+                     "reward_queries_total": self.queries_seen,
                      "train_reward": samples.final_rewards.mean().item(),
                      "reward_queries": samples.reward_queries})
         return logs
@@ -321,7 +324,7 @@ class Trainer:
             streams = gather_object(streams)
         if not self.accelerator.is_main_process:
             return
-        state = {"epoch": self.epoch, "samples_seen": self.samples_seen,
+        state = {"epoch": self.epoch, "samples_seen": self.samples_seen, "queries_seen": self.queries_seen,
                  "optimizer": self.optimizer.state_dict(), "tracker": self.tracker.state_dict(),
                  "processes": streams}
         save_checkpoint(run_dir / "checkpoints", self.epoch, self.policy.trainable_state(), state,
@@ -347,6 +350,7 @@ class Trainer:
             self.generator.set_state(mine["generator"].cpu())
             set_rng_state(mine["rng"])
         self.epoch, self.samples_seen = state["epoch"], state["samples_seen"]
+        self.queries_seen = state.get("queries_seen", 0)
 
 
 def new_accelerator(cfg: SDPOExperimentConfig):
@@ -372,7 +376,7 @@ def on_main(accelerator, fn):
 
 
 def train(cfg: SDPOExperimentConfig, ctx: Context, method: str | None = None, ablation: str | None = None,
-          seed: int | None = None, backbone: Backbone | None = None) -> dict:
+          seed: int | None = None, backbone: Backbone | None = None, name: str | None = None) -> dict:
     """Train (or finish, with resume) one run; returns its summary.
 
     Under `accelerate launch` (or torchrun) with several processes, only the main process
@@ -388,7 +392,7 @@ def train(cfg: SDPOExperimentConfig, ctx: Context, method: str | None = None, ab
     seed = cfg.seed if seed is None else seed
     cfg = variant(cfg, ablation)
     check_inputs(cfg)
-    name = run_name(method, ablation)
+    name = name or run_name(method, ablation)
     accelerator = new_accelerator(cfg)
     main = accelerator.is_main_process
 

@@ -187,3 +187,16 @@ def test_least_at_one_step_is_a_paired_difference_of_gains():
         c = found[f"{b.upper()} improves least at 1 step"]
         assert c["verdict"] == "fails" and c["direction"] == "less"
         assert c["cases"]["vs 2 steps"]["value"] == pytest.approx(0.6, abs=0.05)
+
+
+def test_base_one_step_precondition_on_hand_made_base_rows():
+    def base(r1, r8):
+        return {"base": {"reward_1": {"mean": r1}, "reward_2": {"mean": r1}, "reward_4": {"mean": r8},
+                         "reward_8": {"mean": r8}}}
+
+    ok = claims.base_one_step(base(1.72, 1.50))  # a base that works at one step (+14.7 %)
+    assert ok["ok"] and ok["value"] == pytest.approx((1.72 - 1.50) / 1.50)
+    noise = claims.base_one_step(base(0.30, 2.92))  # the ε base of issue 22: −90 %
+    assert not noise["ok"] and noise["value"] == pytest.approx((0.30 - 2.92) / 2.92)
+    edge = claims.base_one_step(base(1.21, 1.0))  # 21 % off: outside the 20 % band
+    assert not edge["ok"]

@@ -12,6 +12,7 @@ import pytest
 
 import papers.sdpo
 from papers.sdpo import claims as sdpo_claims
+from papers.sdpo import report, reproduce
 from shared.results import VERDICTS
 
 PAPER_DIR = Path(papers.sdpo.__file__).parent
@@ -30,7 +31,7 @@ def test_smoke_reproduce_reports_rewards_by_steps_for_base_and_every_method(firs
     assert [row[0] for row in main["rows"]] == ["base", "sdpo", "ddpo", "d3po", "rebel"]
     assert main["columns"][1:5] == ["1 step", "2 steps", "4 steps", "8 steps"]
     assert [row[0] for row in ablations["rows"]] == [
-        "base", "sdpo", "sdpo-sparse", "sdpo-oracle", "sdpo-gamma0", "sdpo-lambda1", "sdpo-no-shuffle"]
+        "base", "sdpo", "sdpo-sparse", "sdpo-oracle", "sdpo-no-shuffle"]
     for method in ("sdpo", "ddpo", "d3po", "rebel"):
         assert results["methods"][method]["reward_1"]["n"] == 2
     assert results["methods"]["sdpo-sparse"]["reward_8"]["n"] == 1
@@ -48,7 +49,17 @@ def test_smoke_reproduce_reports_rewards_by_steps_for_base_and_every_method(firs
     assert results["schema"] == 2 and all(c["verdict"] in VERDICTS for c in results["claims"])
     # a fresh run records what the preconditions read: curves, settings, and the power table
     titles = [t["title"] for t in results["tables"]]
-    assert titles[2:] == [sdpo_claims.SETTINGS_TABLE, sdpo_claims.CURVES_TABLE, sdpo_claims.POWER_TABLE]
+    assert titles[2:] == [sdpo_claims.SETTINGS_TABLE, sdpo_claims.CURVES_TABLE, report.DIAGNOSTICS_TABLE,
+                          reproduce.SWEEP_TABLE, sdpo_claims.POWER_TABLE]
+    # the sweep: every method at every point, one chosen each, on the same budget
+    sweep = sdpo_claims.table(results["tables"], reproduce.SWEEP_TABLE)
+    assert [r[0] for r in sweep["rows"]] == ["sdpo", "sdpo", "ddpo", "ddpo", "d3po", "d3po", "rebel"]
+    assert sorted(r[0] for r in sweep["rows"] if r[-1] == "yes") == ["d3po", "ddpo", "rebel", "sdpo"]
+    settings = sdpo_claims.table(results["tables"], sdpo_claims.SETTINGS_TABLE)
+    assert all(r[3] == [1e-4, 1e-2] for r in settings["rows"] if r[2] != "none")
+    diag = sdpo_claims.table(results["tables"], report.DIAGNOSTICS_TABLE)
+    queries = {r[0]: r[4] for r in diag["rows"]}
+    assert queries["sdpo"] == 3 * queries["ddpo"] and queries["sdpo-oracle"] == 3 * queries["ddpo"]  # T = 3
     curves = sdpo_claims.table(results["tables"], sdpo_claims.CURVES_TABLE)
     assert {(r[0], r[1]) for r in curves["rows"]} == {(name, n) for name in results["methods"] if name != "base"
                                                         for n in (1, 2, 4, 8)}
