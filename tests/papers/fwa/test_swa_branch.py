@@ -26,8 +26,13 @@ def _train(trainer: Trainer, epochs: int) -> Trainer:
     return trainer
 
 
-def test_a_branch_at_sgds_own_step_size_gives_the_swa_read_off_sgds_trajectory(tmp_path):
-    shared = _train(_trainer(tmp_path), 4).evaluate()
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory) -> dict:
+    """Final metrics of the run without a branch (SWA read off SGD's trajectory)."""
+    return _train(_trainer(tmp_path_factory.mktemp("fwa-swa")), 4).evaluate()
+
+
+def test_a_branch_at_sgds_own_step_size_gives_the_swa_read_off_sgds_trajectory(tmp_path, shared):
     own = _train(_trainer(tmp_path, "train.swa_lr=0.1"), 4)
     assert own.branch is not None and int(own.branch.averagers.swa.n_averaged) == 2
     branched = own.evaluate()
@@ -36,8 +41,7 @@ def test_a_branch_at_sgds_own_step_size_gives_the_swa_read_off_sgds_trajectory(t
         assert branched[key] == pytest.approx(value, rel=1e-6, abs=1e-7), key
 
 
-def test_a_branch_at_another_step_size_changes_only_swa(tmp_path):
-    shared = _train(_trainer(tmp_path), 4).evaluate()
+def test_a_branch_at_another_step_size_changes_only_swa(tmp_path, shared):
     own = _train(_trainer(tmp_path, "train.swa_lr=0.01"), 4)
     assert own.branch.optimizer.param_groups[0]["lr"] == pytest.approx(0.01)
     assert own.optimizer.param_groups[0]["lr"] == pytest.approx(0.1)  # SGD's run is untouched
