@@ -172,3 +172,22 @@ def test_the_unseen_mask_keeps_the_most_voted_half():
     # votes 3, 2, 1, 0, 2, 1 → keep 3: entries 0, 1, 4; then among the 1-votes |θ| 0.9 > 0.3
     assert top_voted_mask(masks, 0.5, theta)["w"].tolist() == [True, True, False, False, True, False]
     assert top_voted_mask(masks, 1 / 3, theta)["w"].tolist() == [True, True, True, False, True, False]
+
+
+def test_empty_env_pool_entries_are_dropped_before_envs_go_back(monkeypatch):
+    """More than 32 idle envs (96-episode evaluations) after an emptied pool entry used to
+    raise IndexError in shared.offline_rl.evaluator._release."""
+    import collections
+
+    from papers.harmodt.eval import drop_empty_pool_entries
+    from shared.offline_rl import evaluator
+
+    pool = collections.OrderedDict([(("a",), []), (("b",), ["env"] * 32)])
+    monkeypatch.setattr(evaluator, "_POOL", pool)
+    with pytest.raises(IndexError):
+        evaluator._release(("c",), "env")  # the shared pool's behaviour
+    pool = collections.OrderedDict([(("a",), []), (("b",), ["env"] * 32)])
+    monkeypatch.setattr(evaluator, "_POOL", pool)
+    drop_empty_pool_entries()
+    evaluator._release(("c",), "env")
+    assert sum(len(v) for v in evaluator._POOL.values()) == 32 and ("a",) not in evaluator._POOL
