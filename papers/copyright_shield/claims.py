@@ -44,6 +44,7 @@ INFRINGES = 0.1  # mean CIR of the undefended attack needed for any defence clai
 NO_COPY = 0.02  # mean CIR the clean control may reach
 PLATEAU_TOL = 0.03  # ε-MSE moved over the last 20 % of a run
 CURVES_TABLE = "ε-MSE during fine-tuning (mean over seeds)"
+CALIBRATION_TABLE = "similarity calibration (before any attack)"
 
 
 def values(methods: Mapping, name: str, metric: str) -> list[float] | None:
@@ -73,8 +74,20 @@ def _converged(tables: list, names: list[str]) -> list[dict]:
     return out
 
 
-def base_preconditions(methods: Mapping) -> list[dict]:
-    pre = []
+def calibrated(tables: list) -> list[dict]:
+    """The threshold lies above the clean images' 99th percentile and below the near-copies'
+    1st percentile (none when the run recorded no calibration)."""
+    table = next((t for t in tables if t["title"] == CALIBRATION_TABLE), None)
+    if table is None:
+        return []
+    row = dict(zip(table["columns"], table["rows"][0], strict=True))
+    return [precondition("threshold separates clean images from near-copies", bool(row["separated"]),
+                         row["threshold"], f"clean q99 {row['clean q99']} < threshold < near-copy q01 "
+                         f"{row['near-copy q01']}")]
+
+
+def base_preconditions(methods: Mapping, tables: list = ()) -> list[dict]:
+    pre = calibrated(list(tables))
     if "attack" in methods:
         pre.append(precondition("undefended attack infringes", _mean(methods, "attack", "cir") >= INFRINGES,
                                 _mean(methods, "attack", "cir"), f"mean CIR ≥ {INFRINGES}"))
@@ -87,7 +100,7 @@ def base_preconditions(methods: Mapping) -> list[dict]:
 def paper_claims(methods: Mapping, tables: list) -> tuple[list[dict], list[dict]]:
     """(claims, protocol notes) from the per-unit values of every run name."""
     claims, notes = [], []
-    pre = base_preconditions(methods)
+    pre = base_preconditions(methods, tables)
     if "detection" in methods:
         f1 = values(methods, "detection", "f1_joint")
         claims.append(make_claim(

@@ -55,6 +55,7 @@ class ModelConfig:
     block_out_channels: list[int] = nums([32, 64], ge=1)  # UNet widths per resolution
     layers_per_block: int = num(1, ge=1)  # ResNet layers per UNet block
     attention_head_dim: int = num(8, ge=1)  # UNet attention head width
+    skip: bool = False  # tiny model: ε̂ = √ᾱ·F + √(1−ᾱ)·x_t [recon] (model.py); false = the plain ε-UNet of the recorded run
     beta_schedule: str = choice("scaled_linear", "scaled_linear", "linear")  # SD's schedule (linear 1e-4..0.02 saturated our few-step samples)
     beta_start: float = num(0.00085, gt=0, lt=1)  # first beta (SD's)
     beta_end: float = num(0.012, gt=0, lt=1)  # last beta (SD's)

@@ -10,7 +10,7 @@ import torch
 from papers.copyright_shield.claims import CURVES_TABLE
 from papers.copyright_shield.data import World
 from papers.copyright_shield.detection import DETECTORS
-from papers.copyright_shield.similarity import Similarity
+from papers.copyright_shield.similarity import Similarity, near_copies
 from shared.results import summarize
 from shared.t2i.grid import save_grid
 
@@ -89,11 +89,8 @@ def similarity_histograms(world: World, similarity: Similarity, generated: torch
     refs = world.references
     clean = world.mix.images[world.mix.poison_of < 0]
     clean_sims = similarity.matrix(clean, refs).flatten().numpy()
-    g = torch.Generator().manual_seed(0)
-    copies = [refs + 0.05 * torch.randn(refs.shape, generator=g), refs + 0.1 * torch.randn(refs.shape, generator=g),
-              torch.nn.functional.avg_pool2d(refs, 3, 1, 1, count_include_pad=False),
-              refs.roll(1, -1), refs.roll(1, -2), refs.roll(-1, -1)]
-    copy_sims = torch.cat([similarity(c.clamp(0, 1), refs) for c in copies]).numpy()
+    copies = near_copies(refs)
+    copy_sims = similarity(copies, refs.repeat(len(copies) // len(refs), 1, 1, 1)).numpy()
     poisons = torch.stack([p.image for p in world.poisons])
     poison_sims = similarity(poisons, refs[[p.target for p in world.poisons]]).numpy()
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110)

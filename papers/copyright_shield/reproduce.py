@@ -16,6 +16,7 @@ from papers.copyright_shield import claims, report
 from papers.copyright_shield.config import CopyrightShieldConfig
 from papers.copyright_shield.data import build_world
 from papers.copyright_shield.model import load_base
+from papers.copyright_shield.similarity import calibration
 from papers.copyright_shield.train import GENERATIONS, fine_tune
 from shared.cli import Context
 from shared.results import build_results, summary_line, write_results
@@ -32,6 +33,19 @@ def prepare(cfg: CopyrightShieldConfig) -> None:
         load_base(cfg, world.avoid, torch.device("cpu"))
 
 
+def calibration_table(cfg: CopyrightShieldConfig) -> dict:
+    """The similarity's calibration on the first seed's world (similarity.calibration): clean
+    entries against every target and near-copies against their target, with the threshold."""
+    world = build_world(cfg, cfg.seed)
+    clean = world.mix.images[world.mix.poison_of < 0]
+    c = calibration(world.similarity, clean, world.references, cfg.similarity.threshold)
+    return {"title": claims.CALIBRATION_TABLE,
+            "columns": ["similarity", "clean q99", "clean max", "near-copy q01", "near-copy min", "threshold",
+                        "separated"],
+            "rows": [[cfg.similarity.name, round(c["clean_q99"], 3), round(c["clean_max"], 3), round(c["copy_q01"], 3),
+                      round(c["copy_min"], 3), c["threshold"], c["separated"]]]}
+
+
 def _one_run(args: tuple) -> dict:
     cfg, ctx, run, seed = args
     return fine_tune(cfg, ctx, run, seed)
@@ -40,11 +54,12 @@ def _one_run(args: tuple) -> dict:
 def reproduce(cfg: CopyrightShieldConfig, ctx: Context) -> Path:
     out = new_reproduce_dir(cfg.runs_dir, ctx.slug, ctx.config_name)
     prepare(cfg)
+    calib = calibration_table(cfg)  # the threshold is checked before any attack runs
     jobs = [(cfg, ctx, run, seed) for seed in cfg.seeds for run in cfg.train.runs]
     summaries = run_jobs(_one_run, jobs, cfg.parallel_runs, "copyright_shield runs")
     groups = report.by_run(summaries)
     methods = report.method_metrics(groups, cfg.eval.evals_per_epoch)
-    tables = [report.curves_table(groups), claims.relative_table(methods)]
+    tables = [report.curves_table(groups), claims.relative_table(methods), calib]
     world = build_world(cfg, cfg.seed)
     generations = {name: load_file(str(Path(runs[0]["run_dir"]) / GENERATIONS))["images"]
                    for name, runs in groups.items()}

@@ -79,6 +79,32 @@ def build_similarity(name: str, sscd_path: str = "", device: torch.device | None
     return Similarity(sscd_descriptor(sscd_path, device or torch.device("cpu")))
 
 
+def near_copies(refs: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """Near-copies of (N, 3, H, W) images: Gaussian noise σ 0.05 and 0.1, a 3×3 blur and
+    1-pixel shifts (right, down, left), clamped to [0, 1]; (6 N, 3, H, W), kinds in turn."""
+    g = torch.Generator().manual_seed(seed)
+    copies = [refs + 0.05 * torch.randn(refs.shape, generator=g), refs + 0.1 * torch.randn(refs.shape, generator=g),
+              F.avg_pool2d(refs, 3, 1, 1, count_include_pad=False),
+              refs.roll(1, -1), refs.roll(1, -2), refs.roll(-1, -1)]
+    return torch.cat([c.clamp(0, 1) for c in copies])
+
+
+def calibration(similarity: Similarity, clean: torch.Tensor, refs: torch.Tensor,
+                threshold: float) -> dict:
+    """The threshold check made before any attack runs: clean images against every target
+    (must fall far below) and near-copies against their target (must lie far above).
+    `separated` is true when the 99th percentile of the clean similarities and the 1st
+    percentile of the near-copies' bracket the threshold."""
+    clean_sims = similarity.matrix(clean, refs).flatten().double()
+    copies = near_copies(refs)
+    copy_sims = similarity(copies, refs.repeat(len(copies) // len(refs), 1, 1, 1)).double()
+    out = {"clean_q99": float(torch.quantile(clean_sims, 0.99)), "clean_max": float(clean_sims.max()),
+           "copy_q01": float(torch.quantile(copy_sims, 0.01)), "copy_min": float(copy_sims.min()),
+           "threshold": float(threshold)}
+    out["separated"] = out["clean_q99"] < threshold < out["copy_q01"]
+    return out
+
+
 def first_attack_epoch(epochs: Sequence[float], sims: Sequence[Sequence[float]],
                        threshold: float = THRESHOLD) -> float | None:
     """FAE: the first of `epochs` whose generations' similarities (a row of `sims`) include

@@ -72,3 +72,55 @@ def test_feature_and_spatial_scores_on_a_hand_made_element():
 def test_threshold_is_the_quantile_of_the_held_out_scores():
     scores = torch.arange(101, dtype=torch.float32) / 100
     assert calibrated_threshold(scores, 0.9) == pytest.approx(0.9)
+
+
+def test_calibration_separates_clean_images_from_near_copies_and_flags_a_bad_threshold():
+    import numpy as np
+
+    from papers.copyright_shield.attack import make_targets
+    from papers.copyright_shield.scenes import random_scene, render, to_tensor
+    from papers.copyright_shield.similarity import calibration
+
+    targets = make_targets(3, 3, 16, seed=0)
+    refs = torch.stack([t.image for t in targets])
+    avoid = {e.kind for t in targets for e in t.scene.elements}
+    rng = np.random.default_rng(0)
+    clean = to_tensor([render(random_scene(rng, 1, 3, avoid), 16)[0] for _ in range(60)])
+    sim = build_similarity("pixel-cosine")
+    good = calibration(sim, clean, refs, 0.5)
+    assert good["clean_max"] < 0.5 < good["copy_min"] and good["separated"]
+    assert good["clean_q99"] <= good["clean_max"] and good["copy_q01"] >= good["copy_min"]
+    assert not calibration(sim, clean, refs, 0.99)["separated"]  # above the near-copies
+    assert not calibration(sim, clean, refs, -0.99)["separated"]  # below the clean images
+
+
+def test_calibration_precondition_reads_the_recorded_table():
+    from papers.copyright_shield.claims import CALIBRATION_TABLE, calibrated
+
+    columns = ["similarity", "clean q99", "clean max", "near-copy q01", "near-copy min", "threshold", "separated"]
+    ok = [{"title": CALIBRATION_TABLE, "columns": columns, "rows": [["pixel-cosine", 0.1, 0.2, 0.7, 0.6, 0.5, True]]}]
+    bad = [{"title": CALIBRATION_TABLE, "columns": columns, "rows": [["pixel-cosine", 0.6, 0.7, 0.7, 0.6, 0.5, False]]}]
+    assert calibrated(ok)[0]["ok"] and not calibrated(bad)[0]["ok"]
+    assert calibrated([]) == []
+
+
+def test_skip_unet_is_sqrt_abar_f_plus_sqrt_one_minus_abar_x():
+    from papers.copyright_shield.model import SkipUNet, UNetOutput
+
+    class Constant(torch.nn.Module):
+        config = {"sample_size": 4}
+
+        def forward(self, x, t, cond):
+            return UNetOutput(torch.full_like(x, 2.0))
+
+    abar = torch.linspace(0.99, 0.01, 1000)
+    net = SkipUNet(Constant(), abar)
+    x = torch.randn(2, 3, 4, 4)
+    t = torch.tensor([0, 999])
+    out = net(x, t, None).sample
+    for i in range(2):
+        a = abar[t[i]]
+        assert torch.allclose(out[i], a.sqrt() * 2.0 + (1 - a).sqrt() * x[i])
+    scalar = net(x, torch.tensor(500), None).sample  # the sampler's 0-d timestep
+    assert torch.allclose(scalar, abar[500].sqrt() * 2.0 + (1 - abar[500]).sqrt() * x)
+    assert list(net.state_dict()) == []  # ᾱ is not a weight
