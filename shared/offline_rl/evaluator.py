@@ -68,6 +68,8 @@ def _acquire(task: str, goal: int, max_steps: int, benchmark_seed: int, benchmar
     if not idle:
         return make_env(task, goal, max_steps, benchmark_seed, benchmark=benchmark, split=split)
     env = idle.pop()
+    if not idle:  # no empty entries: `_release` evicts from the front
+        del _POOL[key]
     set_goal(env, task, goal, benchmark_seed, benchmark=benchmark, split=split)
     return env
 
@@ -77,7 +79,8 @@ def _release(key: tuple, env) -> None:
     _POOL.move_to_end(key)
     while sum(len(v) for v in _POOL.values()) > POOL_SIZE:  # drop the least recently used
         oldest = next(iter(_POOL))
-        _POOL[oldest].pop(0)
+        if _POOL[oldest]:
+            _POOL[oldest].pop(0).close()
         if not _POOL[oldest]:
             del _POOL[oldest]
 

@@ -96,11 +96,38 @@ def test_reused_envs_give_the_episodes_of_new_ones(monkeypatch):
     assert 0 < want["success"] < 1
 
 
-def test_the_pool_keeps_at_most_pool_size_idle_envs(monkeypatch):
+class _FakeEnv:
+    def __init__(self) -> None:
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_the_pool_keeps_at_most_pool_size_idle_envs_and_closes_the_evicted(monkeypatch):
     from shared.offline_rl import evaluator as ev
 
     monkeypatch.setattr(ev, "_POOL", type(ev._POOL)())
     monkeypatch.setattr(ev, "POOL_SIZE", 3)
-    for i in range(5):
-        ev._release(("task", i), object())
+    envs = [_FakeEnv() for _ in range(5)]
+    for i, env in enumerate(envs):
+        ev._release(("task", i), env)
     assert [k[1] for k in ev._POOL] == [2, 3, 4]
+    assert [env.closed for env in envs] == [True, True, False, False, False]
+
+
+def test_an_emptied_pool_entry_is_removed_so_eviction_never_pops_an_empty_list(monkeypatch):
+    """The bug: `_acquire` left an empty list under its key, and the next `_release` over
+    POOL_SIZE popped from it (IndexError)."""
+    from shared.offline_rl import evaluator as ev
+
+    monkeypatch.setattr(ev, "_POOL", type(ev._POOL)())
+    monkeypatch.setattr(ev, "POOL_SIZE", 2)
+    monkeypatch.setattr(ev, "set_goal", lambda *a, **k: None)
+    first = ("reach-v3", 100, 0, "MT1", "train")
+    ev._release(first, _FakeEnv())
+    ev._acquire(*first[:1], 0, *first[1:])  # takes the only idle env of that task
+    assert first not in ev._POOL
+    for i in range(3):
+        ev._release(("task", i), _FakeEnv())
+    assert [k[1] for k in ev._POOL] == [1, 2]
