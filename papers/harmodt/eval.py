@@ -34,7 +34,9 @@ def drop_empty_pool_entries() -> None:
     """Work around `shared.offline_rl.evaluator`'s idle-env pool: `_acquire` leaves an emptied
     list under its key, and `_release` pops from that list (IndexError) once more than
     `POOL_SIZE` (32) envs are idle, i.e. after an evaluation of more than 32 episodes in a
-    process that evaluated before. Called before an evaluator returns its envs."""
+    process that evaluated before. Called before an evaluator returns its envs. The recorded
+    small run (468b676) needed it; shared f622077 fixes the pool itself, so it is now a no-op
+    kept for older trees."""
     from shared.offline_rl import evaluator
 
     for key in [k for k, v in evaluator._POOL.items() if not v]:

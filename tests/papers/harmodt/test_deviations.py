@@ -175,19 +175,14 @@ def test_the_unseen_mask_keeps_the_most_voted_half():
 
 
 def test_empty_env_pool_entries_are_dropped_before_envs_go_back(monkeypatch):
-    """More than 32 idle envs (96-episode evaluations) after an emptied pool entry used to
-    raise IndexError in shared.offline_rl.evaluator._release."""
+    """The workaround for the shared evaluator pool (emptied entries once made `_release`
+    raise after evaluations of more than 32 episodes) removes exactly the empty entries."""
     import collections
 
     from papers.harmodt.eval import drop_empty_pool_entries
     from shared.offline_rl import evaluator
 
-    pool = collections.OrderedDict([(("a",), []), (("b",), ["env"] * 32)])
-    monkeypatch.setattr(evaluator, "_POOL", pool)
-    with pytest.raises(IndexError):
-        evaluator._release(("c",), "env")  # the shared pool's behaviour
-    pool = collections.OrderedDict([(("a",), []), (("b",), ["env"] * 32)])
+    pool = collections.OrderedDict([(("a",), []), (("b",), ["env"] * 3), (("c",), [])])
     monkeypatch.setattr(evaluator, "_POOL", pool)
     drop_empty_pool_entries()
-    evaluator._release(("c",), "env")
-    assert sum(len(v) for v in evaluator._POOL.values()) == 32 and ("a",) not in evaluator._POOL
+    assert list(evaluator._POOL) == [("b",)] and evaluator._POOL[("b",)] == ["env"] * 3
