@@ -11,15 +11,15 @@ alone and with each way of keeping FWA's step windows k = 5, 10:
   is (Σ k)/(steps per period) in-place adds of the weights per step.
 The period is the small config's evaluation spacing for the MNIST-1D MLP (one epoch = 32
 steps) and one CIFAR epoch at batch 32 rounded down to 100 steps for the ResNet-18 (a
-shorter spacing than any real run's, so an upper bound on its amortised overhead). Medians
-over repeats, the variants interleaved so that drifts in machine load hit all alike.
+shorter spacing than any real run's, so an upper bound on its amortised overhead). Minima
+over repeats (load only adds time), the variants interleaved so that drifts in machine load
+hit all alike.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 
 import torch
@@ -95,8 +95,10 @@ def bench(name, make_model, x, y, windows, period, periods, repeats, device) -> 
         fresh = variants()
         for variant in alone:
             alone[variant].append(time_keep(params, steps, fresh[variant], device))
-    med = {k: statistics.median(v) for k, v in times.items()}
-    keep_alone = {k: statistics.median(v) for k, v in alone.items()}
+    # the minimum over repeats (as timeit advises): another process's load only ever adds
+    # time, so the fastest repeat is the least disturbed estimate of each variant's own cost
+    med = {k: min(v) for k, v in times.items()}
+    keep_alone = {k: min(v) for k, v in alone.items()}
     return {"model": name, "params": sum(t.numel() for t in params), "batch": len(x),
             "windows": windows, "period_steps": period, "steps_timed": steps,
             "sgd_ms": 1e3 * med["sgd"], "ring_ms": 1e3 * med["ring"],
