@@ -32,7 +32,7 @@ torch.manual_seed(cfg.base.seed)
 bb = new_backbone(cfg)
 t0 = time.time()
 if base_ckpt:
-    bb.load_state_dict(torch.load(base_ckpt))
+    bb.load_state_dict(torch.load(base_ckpt, weights_only=True))
 else:
     images, captions = base_data(cfg, world.avoid)
     g = torch.Generator().manual_seed(0)
