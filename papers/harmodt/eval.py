@@ -30,19 +30,6 @@ from shared.offline_rl.prompts import PromptSelector
 PROMPT_SEED = 7_919  # eval prompts are fixed per run, drawn apart from the training stream
 
 
-def drop_empty_pool_entries() -> None:
-    """Work around `shared.offline_rl.evaluator`'s idle-env pool: `_acquire` leaves an emptied
-    list under its key, and `_release` pops from that list (IndexError) once more than
-    `POOL_SIZE` (32) envs are idle, i.e. after an evaluation of more than 32 episodes in a
-    process that evaluated before. Called before an evaluator returns its envs. The recorded
-    small run (468b676) needed it; shared f622077 fixes the pool itself, so it is now a no-op
-    kept for older trees."""
-    from shared.offline_rl import evaluator
-
-    for key in [k for k, v in evaluator._POOL.items() if not v]:
-        del evaluator._POOL[key]
-
-
 def fixed_prompts(selectors: list[PromptSelector], seed: int) -> dict[str, torch.Tensor]:
     """One prompt per task, [n_tasks, P, ·] tensors."""
     rng = np.random.default_rng(seed + PROMPT_SEED)
@@ -135,13 +122,9 @@ class RunEvaluation:
         else:
             policy = self.policy(prompts, norm=norm)
         goals = self.cfg.eval.unseen_goals or self.cfg.eval.goals
-        ev = Evaluator(self.unseen, list(range(goals)), self.cfg.data.max_steps,
-                       workers=self.cfg.eval.workers, stop_on_success=self.cfg.eval.stop_on_success)
-        try:
+        with Evaluator(self.unseen, list(range(goals)), self.cfg.data.max_steps,
+                       workers=self.cfg.eval.workers, stop_on_success=self.cfg.eval.stop_on_success) as ev:
             return self._run(ev, policy)
-        finally:
-            drop_empty_pool_entries()
-            ev.close()
 
     def unseen_mask(self) -> dict:
         """The one mask HarmoDT acts with on an unseen task (`harmo.unseen_mask`)."""
@@ -169,7 +152,6 @@ class RunEvaluation:
         return out
 
     def close(self) -> None:
-        drop_empty_pool_entries()
         self.seen_eval.close()
 
 

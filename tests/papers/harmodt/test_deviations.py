@@ -172,17 +172,3 @@ def test_the_unseen_mask_keeps_the_most_voted_half():
     # votes 3, 2, 1, 0, 2, 1 → keep 3: entries 0, 1, 4; then among the 1-votes |θ| 0.9 > 0.3
     assert top_voted_mask(masks, 0.5, theta)["w"].tolist() == [True, True, False, False, True, False]
     assert top_voted_mask(masks, 1 / 3, theta)["w"].tolist() == [True, True, True, False, True, False]
-
-
-def test_empty_env_pool_entries_are_dropped_before_envs_go_back(monkeypatch):
-    """The workaround for the shared evaluator pool (emptied entries once made `_release`
-    raise after evaluations of more than 32 episodes) removes exactly the empty entries."""
-    import collections
-
-    from papers.harmodt.eval import drop_empty_pool_entries
-    from shared.offline_rl import evaluator
-
-    pool = collections.OrderedDict([(("a",), []), (("b",), ["env"] * 3), (("c",), [])])
-    monkeypatch.setattr(evaluator, "_POOL", pool)
-    drop_empty_pool_entries()
-    assert list(evaluator._POOL) == [("b",)] and evaluator._POOL[("b",)] == ["env"] * 3
