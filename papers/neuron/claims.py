@@ -29,9 +29,10 @@ Preconditions (a failed one makes the claim inconclusive):
   point's value (a head that does not train, e.g. at logit scale 0.1, is flat too);
 - the encoder separates the seen classes: seen-class top-1 ≥ `ENCODER_MIN_SEEN_ACC` on every
   split of the size (a weak encoder hides any difference between heads);
-- head comparisons only: equal treatment, i.e. both heads were swept over the same learning
-  rates (and logit scales, where the head has one) on held-out seen classes, and each chosen
-  value lies inside its sweep (a choice at the sweep's edge means the optimum was not found);
+- head comparisons only: equal treatment, i.e. both heads started the sweep from the same
+  learning rates (and logit scales, where the head has one) on held-out seen classes and
+  followed the same extension rule (`tune.extend`), and each chosen value lies inside its
+  final sweep (a choice at the sweep's edge means the optimum was not found);
 - single-branch ablations: the remaining branch's loss weight equals the full model's
   (`neuron.ablation_loss=normalised`; otherwise the ablation measures a learning rate).
 
@@ -231,44 +232,53 @@ def _sweep(sweep: Mapping | None, method: str, size: int) -> list[dict]:
     if sweep is None:
         return []
     return [{"split": r[2], "lr": float(r[3]), "scale": None if r[4] == "" else float(r[4]),
-             "zsl": float(r[5]), "chosen": r[6] == "yes"}
+             "zsl": float(r[5]), "chosen": r[6] == "yes", "round": int(r[7]) if len(r) > 7 else 0}
             for r in sweep["rows"] if r[0] == method and int(r[1]) == size]
 
 
 def same_sweep(a: str, b: str, size: int, sweep: Mapping | None) -> dict:
-    """Both heads were swept over the same learning rates (and logit scales where both have one)."""
-    ra, rb = _sweep(sweep, a, size), _sweep(sweep, b, size)
+    """Both heads started from the same learning rates (and logit scales where both have one);
+    the extension rounds that follow are one rule for every head (tune.extend), so only the
+    starting grid (round 0) is compared."""
+    ra, rb = ([r for r in _sweep(sweep, m, size) if r["round"] == 0] for m in (a, b))
     lrs = [sorted({r["lr"] for r in rows}) for rows in (ra, rb)]
     scales = [sorted({r["scale"] for r in rows if r["scale"] is not None}) for rows in (ra, rb)]
     ok = bool(ra and rb and lrs[0] == lrs[1] and (not scales[0] or not scales[1] or scales[0] == scales[1]))
     return precondition("equal treatment: the same held-out sweep", ok,
                         f"{a}: lr {lrs[0]}, scale {scales[0] or '—'}; {b}: lr {lrs[1]}, scale {scales[1] or '—'}"
                         if ra and rb else "no sweep recorded",
-                        "the same lrs (and logit scales) for both heads",
-                        "chosen on held-out pseudo-unseen seen classes; SMIE's critic has no logit scale")
+                        "the same starting lrs (and logit scales) for both heads",
+                        "chosen on held-out pseudo-unseen seen classes, then the same extension rule "
+                        "for both; SMIE's critic has no logit scale")
 
 
 def tuned_inside(method: str, size: int, sweep: Mapping | None) -> dict:
-    """Every chosen lr and logit scale lies strictly inside its swept range on every split of
-    the size (a choice at the edge means the optimum may lie beyond it)."""
+    """Every chosen lr lies strictly inside the lrs swept at its logit scale, and every chosen
+    logit scale strictly inside the scales swept at its lr, on every split of the size (a
+    choice at the edge means the optimum may lie beyond it)."""
     rows = _sweep(sweep, method, size)
     name = f"equal treatment: {method} tuned inside its sweep ({size} unseen)"
     picks = [r for r in rows if r["chosen"]]
     if not picks:
         return precondition(name, False, "no sweep recorded", "a choice inside the sweep")
-    lrs = sorted({r["lr"] for r in rows})
-    scales = sorted({r["scale"] for r in rows if r["scale"] is not None})
-    edges = []
+    edges, swept = [], []
     for r in picks:
+        here = [q for q in rows if q["split"] == r["split"]]
+        lrs = sorted({q["lr"] for q in here if q["scale"] == r["scale"]})
+        scales = sorted({q["scale"] for q in here if q["lr"] == r["lr"] and q["scale"] is not None})
+        swept.append(f"{r['split']}: lr {lrs}" + (f" (at scale {fmt(r['scale'])}), scale {scales} "
+                                                 f"(at lr {fmt(r['lr'])})" if r["scale"] is not None else ""))
         if len(lrs) < 2 or r["lr"] in (lrs[0], lrs[-1]):
             edges.append(f"{r['split']}: lr {fmt(r['lr'])}")
         if r["scale"] is not None and (len(scales) < 2 or r["scale"] in (scales[0], scales[-1])):
             edges.append(f"{r['split']}: scale {fmt(r['scale'])}")
     chosen_text = "; ".join(f"{r['split']}: lr {fmt(r['lr'])}" + ("" if r["scale"] is None else f", scale {fmt(r['scale'])}")
                             for r in picks)
+    rounds = max(r["round"] for r in rows)
     return precondition(name, not edges, ("at the sweep's edge: " + ", ".join(edges)) if edges else chosen_text,
                         "chosen lr and logit scale strictly inside the swept range",
-                        f"swept lr {lrs}" + (f", scale {scales}" if scales else "") + f"; chosen {chosen_text}")
+                        "swept " + "; ".join(swept) + f"; chosen {chosen_text}"
+                        + (f"; extended in {rounds} round(s)" if rounds else ""))
 
 
 def same_step(ablation: str, ablation_loss: str = "normalised") -> dict:

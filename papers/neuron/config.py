@@ -63,6 +63,7 @@ class EncoderConfig:
     milestones: list[int] = nums([400, 520], ge=1, nonempty=False)  # lr × 0.1 at these steps ([] = constant lr)
     eval_points: int = num(10, ge=1)  # seen-class test accuracy measured this many times during pre-training (the curve; never used to pick weights)
     batch_size: int = num(64, ge=1)  # sequences per optimizer step (over all processes under accelerate launch)
+    spatial_bn: str = choice("joint", "joint", "channel")  # shiftgcn: the spatial unit's batch norm per (joint, channel) as in Shift-GCN, or per channel
     test_augment: bool = False  # apply the random crop/rotation at test time too (the released configs do)
 
 
@@ -99,10 +100,12 @@ class TrainConfig:
 class TuneConfig:
     """The same small sweep for every head, chosen on held-out seen classes (the pseudo-unseen
     classes of eval.pseudo_unseen): the (lr, logit scale) with the best pseudo-unseen ZSL
-    top-1. SMIE's critic has no logit scale: it sweeps the lrs only."""
+    top-1. SMIE's critic has no logit scale: it sweeps the lrs only. Every head starts from
+    the same grid and follows the same extension rule (`extend`)."""
 
     lrs: list[float] = nums([], gt=0, nonempty=False)  # swept learning rates ([] = train.lr only)
     logit_scales: list[float] = nums([], gt=0, nonempty=False)  # swept logit scales ([] = neuron.logit_scale only)
+    extend: int = num(0, ge=0, le=10)  # extension rounds of the sweep: a head whose chosen lr is the lowest/highest swept at its scale (or scale, at its lr) gets one more value beyond it (the axis' own ratio), at most this many rounds
 
 
 @dataclass

@@ -152,25 +152,35 @@ def _shift_rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return x.reshape(-1, v * c).index_select(1, index).view(*lead, v, c)
 
 
+SPATIAL_BN = ("joint", "channel")  # Shift-GCN's spatial BN: per (joint, channel), or per channel
+
+
 class ChannelBN(nn.BatchNorm1d):
-    """BatchNorm over the last axis of a channels-last (..., C) tensor (one contiguous
-    layout end to end keeps CPU batch norm on its fast path)."""
+    """BatchNorm over the trailing axes of a channels-last tensor: ChannelBN(C) normalises
+    (..., C) per channel; ChannelBN(V·C) normalises (..., V, C) per (joint, channel), as
+    Shift-GCN's spatial unit does (one contiguous layout end to end keeps CPU batch norm on
+    its fast path)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.reshape(-1, x.shape[-1])).view(x.shape)
+        return super().forward(x.reshape(-1, self.num_features)).view(x.shape)
 
 
 class ShiftGraphConv(nn.Module):
     """Shift-GCN's spatial unit on (N, T, V, C) tensors: shift in, learnable per-(joint,
-    channel) mask, pointwise linear, shift out, BN, plus a (projected) residual, ReLU."""
+    channel) mask, pointwise linear, shift out, BN, plus a (projected) residual, ReLU. The BN
+    after the shift is per (joint, channel) as in Shift-GCN (`spatial_bn="joint"`) or per
+    channel (`"channel"`)."""
 
-    def __init__(self, in_channels: int, out_channels: int, joints: int = NUM_JOINTS):
+    def __init__(self, in_channels: int, out_channels: int, joints: int = NUM_JOINTS,
+                 spatial_bn: str = "joint"):
         super().__init__()
         self.mask = nn.Parameter(torch.zeros(joints, in_channels))  # tanh(0) + 1 = 1
         self.weight = nn.Parameter(torch.empty(in_channels, out_channels))
         nn.init.normal_(self.weight, 0, math.sqrt(1.0 / out_channels))
         self.bias = nn.Parameter(torch.zeros(out_channels))
-        self.bn = ChannelBN(out_channels)
+        if spatial_bn not in SPATIAL_BN:
+            raise ValueError(f"spatial_bn={spatial_bn}: choose from {', '.join(SPATIAL_BN)}")
+        self.bn = ChannelBN(out_channels * joints if spatial_bn == "joint" else out_channels)
         if in_channels == out_channels:
             self.down = nn.Identity()
         else:
@@ -242,9 +252,10 @@ class ShiftBlock(nn.Module):
     """Spatial shift unit, temporal shift unit, block residual (strided in time), ReLU;
     channels-last (N, T, V, C) in and out."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, residual: bool = True):
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, residual: bool = True,
+                 spatial_bn: str = "joint"):
         super().__init__()
-        self.gcn = ShiftGraphConv(in_channels, out_channels)
+        self.gcn = ShiftGraphConv(in_channels, out_channels, spatial_bn=spatial_bn)
         self.tcn = ShiftTemporalConv(out_channels, stride)
         self.stride = stride
         self.residual: nn.Module | None = None
@@ -389,8 +400,12 @@ class ShiftGCN(SkeletonEncoder):
     arch = "shiftgcn"
     channels_last = True
 
+    def __init__(self, *args, spatial_bn: str = "joint", **kwargs):
+        self.spatial_bn = spatial_bn
+        super().__init__(*args, **kwargs)
+
     def make_block(self, c_in, c_out, stride, residual):
-        return ShiftBlock(c_in, c_out, stride, residual)
+        return ShiftBlock(c_in, c_out, stride, residual, self.spatial_bn)
 
 
 class STGCN(SkeletonEncoder):
@@ -420,7 +435,8 @@ def build_encoder(cfg: EncoderConfig, num_classes: int,
     if cfg.out_frames != expected:
         raise ValueError(f"encoder.out_frames={cfg.out_frames}: in_frames={cfg.in_frames} "
                          f"gives {expected} after two stride-2 stages")
-    model = ARCHS[cfg.arch](num_classes, width=cfg.width, blocks=blocks)
+    extra = {"spatial_bn": cfg.spatial_bn} if cfg.arch == "shiftgcn" else {}
+    model = ARCHS[cfg.arch](num_classes, width=cfg.width, blocks=blocks, **extra)
     model.in_frames = cfg.in_frames
     model.test_augment = cfg.test_augment
     return model

@@ -173,6 +173,32 @@ def sweep_grid(cfg, method: str) -> list[tuple[float, float | None]]:
     return [(float(lr), None if s is None else float(s)) for s in scales for lr in lrs]
 
 
+def _beyond(values: list[float], low: bool) -> float:
+    """The next value of a geometric axis beyond its lowest (`low`) or highest end."""
+    v = sorted(values)
+    x = v[0] * v[0] / v[1] if low else v[-1] * v[-1] / v[-2]
+    return float(f"{x:.6g}")
+
+
+def extend_points(points: list[tuple[float, float | None]],
+                  pick: tuple[float, float | None]) -> list[tuple[float, float | None]]:
+    """One extension round of the sweep around the chosen (lr, scale): when the lr is the
+    lowest or highest swept at the chosen scale (with ≥ 2 there), one more lr beyond it at that
+    scale; likewise a logit scale beyond the chosen one at the chosen lr. Values continue the
+    axis geometrically (the ratio of its two outermost values). Returns the new points ([] =
+    the choice is inside both axes: nothing to add)."""
+    lr, scale = pick
+    new = []
+    lrs = sorted({a for a, s in points if s == scale})
+    if len(lrs) >= 2 and lr in (lrs[0], lrs[-1]):
+        new.append((_beyond(lrs, lr == lrs[0]), scale))
+    if scale is not None:
+        scales = sorted({s for a, s in points if a == lr and s is not None})
+        if len(scales) >= 2 and scale in (scales[0], scales[-1]):
+            new.append((lr, _beyond(scales, scale == scales[0])))
+    return [p for p in new if p not in points]
+
+
 def with_hparams(cfg, lr: float, scale: float | None):
     """A copy of cfg training at `lr` with logit scale `scale` (None = unchanged)."""
     out = copy.deepcopy(cfg)

@@ -211,9 +211,9 @@ def synced_batchnorm(model: nn.Module) -> Iterator[nn.Module]:
     patched = []
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            if isinstance(module, ChannelBN):  # channels-last: BN over (-1, C)
+            if isinstance(module, ChannelBN):  # channels-last: BN over (-1, C) or (-1, V·C)
                 module.forward = (lambda x, m=module:
-                                  _synced_bn(m, x.reshape(-1, x.shape[-1])).view(x.shape))
+                                  _synced_bn(m, x.reshape(-1, m.num_features)).view(x.shape))
             else:
                 module.forward = (lambda x, m=module: _synced_bn(m, x))
             patched.append(module)

@@ -31,7 +31,7 @@ from papers.neuron.claims import (
     zsl_column,
 )
 from papers.neuron.config import NeuronExperimentConfig
-from papers.neuron.heads import sweep_grid, with_hparams
+from papers.neuron.heads import extend_points, sweep_grid, with_hparams
 from papers.neuron.train import HeadJob, TuneJob, run_head, run_tune
 from shared.cli import Context
 from shared.results import build_results, line_plot, summarize, write_results
@@ -63,11 +63,17 @@ def run_any(job) -> dict:
     return run_tune(job) if isinstance(job, TuneJob) else run_head(job)
 
 
-def tune_jobs(cfg: NeuronExperimentConfig, ctx: Context, split_list) -> list[TuneJob]:
-    """The sweep: every method × split × (lr, logit scale) point, first seed."""
+def tune_jobs(cfg: NeuronExperimentConfig, ctx: Context, split_list, points=None) -> list[TuneJob]:
+    """Sweep points to run, first seed: `points[(method, split)]` = [(lr, scale)] (default:
+    every method × split × the config's starting grid)."""
     return [TuneJob(with_hparams(cfg, lr, scale), ctx, name, unseen, method, "", cfg.seeds[0], lr, scale)
             for name, unseen in split_list for method in cfg.experiment.methods
-            for lr, scale in sweep_grid(cfg, method)]
+            for lr, scale in (sweep_grid(cfg, method) if points is None else points.get((method, name), []))]
+
+
+def _score(r: dict) -> float:
+    v = r["val_zsl"]
+    return float(v) if np.isfinite(v) else -1.0  # a diverged point is never chosen
 
 
 def chosen(sweep: list[dict]) -> dict[tuple[str, str], tuple[float, float | None]]:
@@ -75,9 +81,29 @@ def chosen(sweep: list[dict]) -> dict[tuple[str, str], tuple[float, float | None
     best: dict = {}
     for r in sweep:
         key = (r["method"], r["split"])
-        if key not in best or r["val_zsl"] > best[key]["val_zsl"]:
+        if key not in best or _score(r) > _score(best[key]):
             best[key] = r
     return {k: (r["lr"], r["scale"]) for k, r in best.items()}
+
+
+def run_sweep(cfg: NeuronExperimentConfig, ctx: Context, split_list, processes: int) -> list[dict]:
+    """The held-out sweep, one rule for every head: the starting grid (tune.lrs ×
+    tune.logit_scales), then up to `tune.extend` rounds in which each head whose choice is at
+    an edge of its lrs (at the chosen scale) or of its scales (at the chosen lr) gets one more
+    point beyond it (`extend_points`). Each row carries its "round"."""
+    sweep: list[dict] = []
+    todo = None
+    for rnd in range(cfg.tune.extend + 1):
+        jobs = tune_jobs(cfg, ctx, split_list, todo)
+        if not jobs:
+            break
+        for r in run_jobs(run_tune, jobs, processes, desc=f"sweep round {rnd}"):
+            sweep.append({**r, "round": rnd})
+        picks = chosen(sweep)
+        todo = {key: extend_points([(r["lr"], r["scale"]) for r in sweep
+                                    if (r["method"], r["split"]) == key], pick)
+                for key, pick in picks.items()}
+    return sweep
 
 
 def head_jobs(cfg: NeuronExperimentConfig, ctx: Context, split_list, picks) -> list:
@@ -167,7 +193,7 @@ def reproduce(cfg: NeuronExperimentConfig, ctx: Context) -> Path | None:
     p = cfg.experiment.processes
     encoders = run_jobs(build_split, [SplitJob(cfg, n, u) for n, u in split_list], p, desc="encoders")
     enc_acc = [e["acc"] for e in encoders]
-    sweep = run_jobs(run_tune, tune_jobs(cfg, ctx, split_list), p, desc="sweep")
+    sweep = run_sweep(cfg, ctx, split_list, p)
     picks = chosen(sweep)
     jobs = head_jobs(cfg, ctx, split_list, picks)
     done = run_jobs(run_any, jobs, p, desc="heads")
@@ -255,10 +281,11 @@ def _plot(out: Path, results, labels, sizes, seeds) -> str:
 
 def sweep_table(sweep: list[dict], picks: dict) -> dict:
     rows = [[r["method"], len(r["unseen"]), r["split"], r["lr"], "" if r["scale"] is None else r["scale"],
-             r["val_zsl"], "yes" if picks.get((r["method"], r["split"])) == (r["lr"], r["scale"]) else ""]
-            for r in sweep]
+             r["val_zsl"], "yes" if picks.get((r["method"], r["split"])) == (r["lr"], r["scale"]) else "",
+             r.get("round", 0)]
+            for r in sorted(sweep, key=lambda r: (r["method"], r["split"], r["lr"], r["scale"] or 0.0))]
     return {"title": SWEEP_TITLE, "columns": ["method", "unseen", "split", "lr", "logit scale",
-                                              "held-out ZSL top-1", "chosen"], "rows": rows}
+                                              "held-out ZSL top-1", "chosen", "round"], "rows": rows}
 
 
 def _plot_training(out: Path, results, labels, sizes, seeds, group: str, key: str) -> str | None:
