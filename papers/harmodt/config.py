@@ -89,6 +89,7 @@ class TrainConfig:
     lr: float = num(1e-4, gt=0)  # AdamW learning rate
     weight_decay: float = num(1e-4, ge=0)  # AdamW weight decay
     warmup: int = num(10000, ge=0)  # linear learning-rate warm-up steps
+    decay: str = choice("none", "none", "cosine")  # after warm-up: constant (none, as released) or cosine to 0 at the last iteration
     grad_clip: float = num(0.25, gt=0)  # gradient-norm clip
     return_scale: float = num(1000.0, gt=0)  # returns-to-go are divided by this
     threads: int = num(1, ge=1)  # torch threads per run (reproduce runs several runs side by side)

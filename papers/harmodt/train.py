@@ -20,6 +20,8 @@ in distribution; with `model.dropout=0` it equals it to float rounding (tested).
 from __future__ import annotations
 
 import json
+import math
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +71,18 @@ RANDOM_MASK_SEED = 104_729  # the random-mask IoU reference draws apart from the
 RANDOM_MASKS = 10  # independent random ERK masks behind that reference (45 pairs)
 
 
+def lr_factor(step: int, *, warmup: int, total: int, decay: str = "none") -> float:
+    """The learning-rate multiplier at optimizer step `step` (0-based): linear warm-up over
+    `warmup` steps, then constant (`none`, as released) or a cosine from 1 at the end of the
+    warm-up to 0 at step `total` (`cosine`; the small config's way to let curves settle)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    if decay == "none" or total <= warmup:
+        return 1.0
+    frac = min(1.0, (step - warmup) / (total - warmup))
+    return 0.5 * (1.0 + math.cos(math.pi * frac))
+
+
 def run_method(method: str, quality: str) -> str:
     return f"{method}-{quality}"
 
@@ -93,7 +107,7 @@ class Trainer:
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(trainable, lr=tc.lr, weight_decay=tc.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: min(1.0, (step + 1) / tc.warmup))
+            self.optimizer, partial(lr_factor, warmup=tc.warmup, total=tc.iterations, decay=tc.decay))
         self.rng = np.random.default_rng(seed)
         self.harmony: HarmonyMasks | None = None
         self.groups: list[int] | None = None

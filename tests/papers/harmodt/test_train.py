@@ -1,5 +1,6 @@
 """The trainer: masked inner steps on real data, determinism, resume after a kill, G-HarmoDT."""
 
+import math
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,27 @@ def test_revive_grad_flag_switches_between_the_released_and_the_fixed_revive(tmp
         assert torch.equal(revived, first_inactive)
     else:  # the dense gradient ranks the inactive entries
         assert not torch.equal(revived, first_inactive)
+
+
+def test_learning_rate_schedule_warms_up_then_is_constant_or_cosine_to_zero():
+    from papers.harmodt.train import lr_factor
+
+    # released: linear warm-up, then constant (as before issue 21's decay option)
+    assert [lr_factor(s, warmup=4, total=10) for s in (0, 1, 3, 4, 9, 50)] == [0.25, 0.5, 1.0, 1.0, 1.0, 1.0]
+    # cosine: 1 at the end of the warm-up, 1/2 half-way, 0 at `total`
+    cos = [lr_factor(s, warmup=2, total=10, decay="cosine") for s in (0, 1, 2, 6, 10)]
+    assert cos[:3] == [0.5, 1.0, 1.0] and cos[3] == pytest.approx(0.5) and cos[4] == pytest.approx(0.0)
+    assert lr_factor(4, warmup=2, total=10, decay="cosine") == pytest.approx(0.5 * (1 + math.cos(math.pi / 4)))
+    # no warm-up is allowed by the range (ge=0) and no longer divides by zero
+    assert lr_factor(0, warmup=0, total=10) == 1.0
+
+
+def test_the_trainer_steps_its_learning_rate_on_the_cosine(tmp_path, make_cfg):
+    cfg = make_cfg(tmp_path, "train.decay=cosine", "train.warmup=2", "train.iterations=6", "train.lr=1e-3")
+    trainer = Trainer(cfg, "prompt-dt", load_task_data(cfg, "near-optimal"), seed=0)
+    lrs = []
+    for _ in range(6):
+        lrs.append(trainer.optimizer.param_groups[0]["lr"])
+        trainer.step()
+    assert lrs == pytest.approx([1e-3 * f for f in (0.5, 1.0, 1.0, 0.5 * (1 + math.cos(math.pi / 4)),
+                                                      0.5, 0.5 * (1 + math.cos(3 * math.pi / 4)))])
