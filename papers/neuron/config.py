@@ -105,7 +105,7 @@ class TuneConfig:
 
     lrs: list[float] = nums([], gt=0, nonempty=False)  # swept learning rates ([] = train.lr only)
     logit_scales: list[float] = nums([], gt=0, nonempty=False)  # swept logit scales ([] = neuron.logit_scale only)
-    extend: int = num(0, ge=0, le=10)  # extension rounds of the sweep: a head whose chosen lr is the lowest/highest swept at its scale (or scale, at its lr) gets one more value beyond it (the axis' own ratio), at most this many rounds
+    extend: int = num(0, ge=0, le=10)  # extension rounds of the sweep: a head's choice gets its missing neighbours along each axis (the next lr below/above at its scale, the next scale below/above at its lr; beyond an end by the axis' own ratio), at most this many rounds
 
 
 @dataclass

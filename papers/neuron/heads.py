@@ -180,22 +180,30 @@ def _beyond(values: list[float], low: bool) -> float:
     return float(f"{x:.6g}")
 
 
+def _neighbours(values: list[float], x: float) -> list[float]:
+    """The values next to x (below and above) on the sorted axis `values`, continued
+    geometrically beyond its ends."""
+    v = sorted(values)
+    i = v.index(x)
+    return [v[i - 1] if i > 0 else _beyond(v, True), v[i + 1] if i < len(v) - 1 else _beyond(v, False)]
+
+
 def extend_points(points: list[tuple[float, float | None]],
                   pick: tuple[float, float | None]) -> list[tuple[float, float | None]]:
-    """One extension round of the sweep around the chosen (lr, scale): when the lr is the
-    lowest or highest swept at the chosen scale (with ≥ 2 there), one more lr beyond it at that
-    scale; likewise a logit scale beyond the chosen one at the chosen lr. Values continue the
-    axis geometrically (the ratio of its two outermost values). Returns the new points ([] =
-    the choice is inside both axes: nothing to add)."""
+    """One extension round of the sweep around the chosen (lr, scale): the points next to it
+    along each axis that has ≥ 2 values, i.e. the lrs just below and above the chosen one (at
+    the chosen scale) and the scales just below and above it (at the chosen lr), a value
+    beyond an axis' end continuing it geometrically (the ratio of its two outermost values on
+    that side). Returns the points not swept yet ([] = the choice already has a swept
+    neighbour on both sides of each axis: it is inside the sweep)."""
     lr, scale = pick
     new = []
-    lrs = sorted({a for a, s in points if s == scale})
-    if len(lrs) >= 2 and lr in (lrs[0], lrs[-1]):
-        new.append((_beyond(lrs, lr == lrs[0]), scale))
-    if scale is not None:
-        scales = sorted({s for a, s in points if a == lr and s is not None})
-        if len(scales) >= 2 and scale in (scales[0], scales[-1]):
-            new.append((lr, _beyond(scales, scale == scales[0])))
+    lrs = sorted({a for a, _ in points})
+    if len(lrs) >= 2:
+        new += [(x, scale) for x in _neighbours(lrs, lr)]
+    scales = sorted({s for _, s in points if s is not None})
+    if scale is not None and len(scales) >= 2:
+        new += [(lr, x) for x in _neighbours(scales, scale)]
     return [p for p in new if p not in points]
 
 

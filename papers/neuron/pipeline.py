@@ -51,20 +51,60 @@ def text_embeddings(cfg: NeuronExperimentConfig, num_classes: int) -> torch.Tens
             raise UserError("real skeleton data needs text.descriptions_path (a JSON file "
                             "{level: [[descriptions per class], ...]} for the levels " + ", ".join(LEVELS) + ")")
         return text.embed_descriptions(all_classes(), cfg.text, cfg.data_dir)
-    path = Path(cfg.text.descriptions_path)
-    try:
-        table = json.loads(path.read_text())
-        rows = [[table[level][c] for level in LEVELS] for c in range(num_classes)]
-    except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
-        raise UserError(f"text.descriptions_path {path}: unreadable or incomplete ({type(exc).__name__})") from None
+    rows = load_descriptions(cfg.text.descriptions_path, num_classes, cfg.text.per_level)
     n = cfg.text.per_level
-    if any(len(texts) < n for row in rows for texts in row):
-        raise UserError(f"text.descriptions_path {path}: every class and level needs {n} descriptions")
     flat = [t for row in rows for texts in row for t in texts[:n]]
     key = cache_key(encoder=cfg.text.encoder, texts=flat)
     arrays = cached_arrays(Path(cfg.data_dir) / "neuron" / f"text-user-{key}.npz", lambda: {
         "emb": text.embed_texts(text.load_encoder(cfg.text.encoder), flat, cfg.text.batch_size).numpy()})
     return torch.from_numpy(arrays["emb"]).reshape(num_classes, len(LEVELS), n, -1)
+
+
+def check_text(cfg: NeuronExperimentConfig, num_classes: int) -> None:
+    """Before any work: a user's description file (text.descriptions_path) is complete and
+    well-formed (`load_descriptions`), so a mistake in it is one line, not a late crash."""
+    if cfg.text.descriptions_path:
+        load_descriptions(cfg.text.descriptions_path, num_classes, cfg.text.per_level)
+
+
+def load_descriptions(path: str | Path, num_classes: int, per_level: int) -> list[list[list[str]]]:
+    """A user's class descriptions, checked: [class][level][description] (the first
+    `per_level` of each). The file is a JSON object with one key per level (config.LEVELS),
+    each a list with one entry per class in label order, each entry a list of at least
+    `per_level` non-empty strings; optional "classes" (the class names, one per class) and
+    any other keys (e.g. "schema") are ignored. Template: data/ntu60_descriptions_template.json.
+    Any mistake is one UserError line naming the file and the place."""
+    path = Path(path)
+    where = f"text.descriptions_path {path}"
+    try:
+        table = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UserError(f"{where}: cannot be read ({exc.strerror or type(exc).__name__})") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"{where}: not valid JSON ({type(exc).__name__})") from None
+    if not isinstance(table, dict):
+        raise UserError(f"{where}: must be a JSON object with the keys {', '.join(LEVELS)}")
+    missing = [level for level in LEVELS if level not in table]
+    if missing:
+        raise UserError(f"{where}: missing level(s) {', '.join(missing)}")
+    names = table.get("classes")
+    if names is not None and (not isinstance(names, list) or len(names) != num_classes):
+        raise UserError(f"{where}: 'classes' must list the {num_classes} class names")
+    for level in LEVELS:
+        entries = table[level]
+        if not isinstance(entries, list) or len(entries) != num_classes:
+            got = len(entries) if isinstance(entries, list) else type(entries).__name__
+            raise UserError(f"{where}: level '{level}' needs one entry per class ({num_classes}), got {got}")
+        for c, texts in enumerate(entries):
+            if not isinstance(texts, list) or len(texts) < per_level:
+                got = len(texts) if isinstance(texts, list) else type(texts).__name__
+                raise UserError(f"{where}: level '{level}', class {c}: needs a list of at least "
+                                f"{per_level} descriptions (text.per_level), got {got}")
+            bad = [i for i, t in enumerate(texts[:per_level]) if not isinstance(t, str) or not t.strip()]
+            if bad:
+                raise UserError(f"{where}: level '{level}', class {c}: description {bad[0]} is not a "
+                                "non-empty string")
+    return [[list(table[level][c][:per_level]) for level in LEVELS] for c in range(num_classes)]
 
 
 def splits(cfg: NeuronExperimentConfig, num_classes: int) -> list[tuple[str, list[int]]]:

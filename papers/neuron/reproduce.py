@@ -88,9 +88,10 @@ def chosen(sweep: list[dict]) -> dict[tuple[str, str], tuple[float, float | None
 
 def run_sweep(cfg: NeuronExperimentConfig, ctx: Context, split_list, processes: int) -> list[dict]:
     """The held-out sweep, one rule for every head: the starting grid (tune.lrs ×
-    tune.logit_scales), then up to `tune.extend` rounds in which each head whose choice is at
-    an edge of its lrs (at the chosen scale) or of its scales (at the chosen lr) gets one more
-    point beyond it (`extend_points`). Each row carries its "round"."""
+    tune.logit_scales), then up to `tune.extend` rounds in which each head whose choice lacks
+    a swept neighbour on either side of an axis gets those neighbours (`extend_points`: the
+    next lr below/above at its scale, the next scale below/above at its lr, beyond an end
+    geometrically). Each row carries its "round"."""
     sweep: list[dict] = []
     todo = None
     for rnd in range(cfg.tune.extend + 1):
@@ -184,6 +185,7 @@ def reproduce(cfg: NeuronExperimentConfig, ctx: Context) -> Path | None:
     others return None."""
     num_classes = pipeline.class_count(cfg)
     split_list = pipeline.splits(cfg, num_classes)
+    pipeline.check_text(cfg, num_classes)
     if not pipeline.distributed_encoders(cfg, split_list, show_progress=True):
         return None
     out = new_reproduce_dir(cfg.runs_dir, ctx.slug, ctx.config_name)

@@ -148,6 +148,7 @@ def train(cfg: NeuronExperimentConfig, ctx: Context) -> dict | None:
     first unseen size) with cfg.seed. Under a launch of several processes the others help
     pre-train the encoder and return None; the main process returns the result."""
     name, unseen = train_split(cfg)
+    pipeline.check_text(cfg, pipeline.class_count(cfg))
     if not pipeline.distributed_encoders(cfg, [(name, unseen)]):
         return None
     return run_head(HeadJob(cfg, ctx, name, unseen, cfg.method, cfg.ablation, cfg.seed, gzsl=not cfg.ablation),
