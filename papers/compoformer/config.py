@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from shared import UserError
-from shared.config import Common, check_subset, choice, nonempty, num
+from shared.config import Common, check_subset, choice, nonempty, num, nums
 
 COMPOFORMER = ("compoformer-prune", "compoformer-grow")
 BASELINES = ("finetune", "l2", "ewc", "mas", "packnet", "lora", "perfect-memory", "agem", "mtl")
@@ -71,6 +71,20 @@ class BaselineConfig:
 
 
 @dataclass
+class SweepConfig:
+    """The regularisers' λ sweep of `reproduce`: every value of a method's list is run on a
+    validation seed and evaluated on held-out goal variations; the λ of the best validation P
+    (ties: the earlier value in the list) is used in the recorded runs. An empty list: no
+    sweep, `baselines.<method>_lambda` is used."""
+
+    l2: list[float] = nums([], ge=0, nonempty=False)  # L2 λ values
+    ewc: list[float] = nums([], ge=0, nonempty=False)  # EWC λ values
+    mas: list[float] = nums([], ge=0, nonempty=False)  # MAS λ values
+    seed: int = num(1000, ge=0)  # training seed of the validation runs (apart from the recorded seeds)
+    first_goal: int = num(25, ge=0, le=49)  # first goal variation of the validation evaluations (held out from the recorded runs' goals)
+
+
+@dataclass
 class TrainConfig:
     """One continual run per (method, seed): the tasks one stage each, the same budget per task."""
 
@@ -95,6 +109,7 @@ class EvalConfig:
 
     every: int = num(200, ge=1)  # iterations between current-task evaluations within a stage (the stage's learning curve)
     goals: int = num(3, ge=1, le=50)  # goal variations per task (episodes per task; the paper uses 10)
+    first_goal: int = num(0, ge=0, le=49)  # goal variations first_goal, first_goal+1, … (mod 50) are evaluated (the λ sweep's validation runs use held-out ones)
     target_return: float = num(1500.0, gt=0)  # initial return-to-go
     stop_on_success: bool = True  # end an episode at its first success (success is unchanged)
     workers: int = num(1, ge=0)  # evaluator processes per run
@@ -107,6 +122,7 @@ class CompoFormerConfig(Common):
     model: ModelConfig = field(default_factory=ModelConfig)
     compo: CompoConfig = field(default_factory=CompoConfig)
     baselines: BaselineConfig = field(default_factory=BaselineConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     parallel_runs: int = num(2, ge=1)  # training runs reproduce executes side by side (processes)

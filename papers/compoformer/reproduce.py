@@ -8,6 +8,7 @@ checkpoint (also in the middle of the task sequence).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +31,53 @@ def prepare_data(cfg: CompoFormerConfig, out_dir: Path) -> str:
 
 
 def _one_run(args: tuple) -> dict:
-    cfg, ctx, method, seed = args
-    return train(cfg, ctx, method, seed)
+    cfg, ctx, method, seed, *label = args
+    return train(cfg, ctx, method, seed, label=label[0] if label else "")
+
+
+LAMBDA_KEY = {"l2": "l2_lambda", "ewc": "ewc_lambda", "mas": "mas_lambda"}
+
+
+def sweep_values(cfg: CompoFormerConfig) -> dict[str, list[float]]:
+    """method -> its λ values, for the regularised methods of the grid with a sweep list."""
+    return {m: [float(v) for v in getattr(cfg.sweep, m)] for m in LAMBDA_KEY
+            if m in cfg.train.methods and getattr(cfg.sweep, m)}
+
+
+def with_lambda(cfg: CompoFormerConfig, method: str, lam: float, validation: bool = False) -> CompoFormerConfig:
+    """A copy of cfg with the method's λ (and, for a validation run, the held-out goals)."""
+    out = replace(cfg, baselines=replace(cfg.baselines, **{LAMBDA_KEY[method]: float(lam)}))
+    if validation:
+        out = replace(out, eval=replace(cfg.eval, first_goal=cfg.sweep.first_goal))
+    return out
+
+
+def lambda_label(lam: float) -> str:
+    return f"val-lambda{lam:g}"
+
+
+def choose_lambda(values: list[float], scores: list[float]) -> float:
+    """The λ of the highest validation P; ties go to the earlier value of the list."""
+    best = max(range(len(values)), key=lambda i: (scores[i], -i))
+    return values[best]
+
+
+def sweep_jobs(cfg: CompoFormerConfig, ctx: Context) -> list[tuple]:
+    return [(with_lambda(cfg, m, lam, validation=True), ctx, m, cfg.sweep.seed, lambda_label(lam))
+            for m, values in sweep_values(cfg).items() for lam in values]
+
+
+def sweep_table(cfg: CompoFormerConfig, summaries: dict[tuple[str, float], dict]) -> tuple[dict, dict]:
+    """method -> chosen λ, and the sweep record (per method: values, validation P and F)."""
+    chosen, record = {}, {}
+    for m, values in sweep_values(cfg).items():
+        runs = [summaries[(m, v)] for v in values]
+        p = [float(r["P"]) for r in runs]
+        chosen[m] = choose_lambda(values, p)
+        record[m] = {"values": values, "P": p, "F": [float(r["F"]) for r in runs],
+                     "learned": [float(np.mean(np.asarray(r["learned"]) >= cfg.eval.learned_level)) for r in runs],
+                     "chosen": chosen[m]}
+    return chosen, record
 
 
 def stage_curve(summary: dict) -> list[float]:
@@ -195,18 +241,55 @@ def notes(cfg: CompoFormerConfig) -> list[str]:
             f"({cfg.compo.check_episodes} episodes per new task): it is not purely offline."]
 
 
+def sweep_results_table(cfg: CompoFormerConfig, sweep: dict) -> dict:
+    rows = [[m, v, p, f, l, "yes" if v == rec["chosen"] else ""]
+            for m, rec in sweep.items()
+            for v, p, f, l in zip(rec["values"], rec["P"], rec["F"], rec["learned"])]
+    return {"title": f"λ sweep: validation runs (seed {cfg.sweep.seed}, held-out goal variations "
+                     f"{cfg.sweep.first_goal}..{cfg.sweep.first_goal + cfg.eval.goals - 1}); the best validation P is used",
+            "columns": ["method", "λ", "validation P", "validation F", "tasks learned", "chosen"], "rows": rows}
+
+
+def sweep_notes(cfg: CompoFormerConfig, sweep: dict) -> list[str]:
+    if not sweep:
+        return []
+    return ["λ sweep for " + ", ".join(f"{m} ({', '.join(f'{v:g}' for v in rec['values'])}: chose {rec['chosen']:g})"
+                                      for m, rec in sweep.items())
+            + f": one validation run per value (seed {cfg.sweep.seed}, not a recorded seed; held-out goal "
+              f"variations from {cfg.sweep.first_goal}), the same budget for each; the highest validation P "
+              "wins (ties: the earlier value)."]
+
+
 def reproduce(cfg: CompoFormerConfig, ctx: Context) -> Path:
     out = new_reproduce_dir(cfg.runs_dir, ctx.slug, ctx.config_name)
     data_md = prepare_data(cfg, out)
-    jobs = [(cfg, ctx, m, s) for m in cfg.train.methods for s in cfg.seeds]
-    summaries = run_jobs(_one_run, jobs, cfg.parallel_runs, "compoformer runs")
+    # The λ sweep (validation seed, held-out goals) runs beside the methods that do not
+    # depend on it; the swept methods' recorded runs follow with the chosen λ.
+    swept = sweep_values(cfg)
+    val_jobs = sweep_jobs(cfg, ctx)
+    first = [(cfg, ctx, m, s) for m in cfg.train.methods if m not in swept for s in cfg.seeds]
+    longest = [j for j in first if j[2] in COMPOFORMER]  # first, so that the pool ends evenly
+    order = longest + val_jobs + [j for j in first if j[2] not in COMPOFORMER]
+    results_of = dict(zip(map(id, order), run_jobs(_one_run, order, cfg.parallel_runs, "compoformer runs")))
+    done = [results_of[id(j)] for j in val_jobs + first]
+    val = {(j[2], float(getattr(j[0].baselines, LAMBDA_KEY[j[2]]))): results_of[id(j)] for j in val_jobs}
+    chosen, sweep = sweep_table(cfg, val)
+    later = [(with_lambda(cfg, m, chosen[m]), ctx, m, s) for m in cfg.train.methods if m in swept
+             for s in cfg.seeds]
+    summaries = done[len(val_jobs):] + run_jobs(_one_run, later, cfg.parallel_runs, "compoformer runs (swept λ)")
     methods, curves, by_method = collect(cfg, summaries)
     results = build_results(
         paper="compoformer", title=TITLE, config=ctx.config_name, seeds=cfg.seeds, methods=methods,
         claims=paper_claims(methods, curves, cfg.eval.learned_level),
         protocol_notes=paper_protocol_notes(methods), tables=tables(cfg, methods, by_method),
-        plots=plots(cfg, methods, by_method, out), notes=notes(cfg) + ["Datasets:\n\n" + data_md])
+        plots=plots(cfg, methods, by_method, out),
+        notes=notes(cfg) + sweep_notes(cfg, sweep) + ["Datasets:\n\n" + data_md])
+    if sweep:
+        results["tables"].insert(1, sweep_results_table(cfg, sweep))
     results["stage_curves"] = curves
+    results["sweep"] = sweep
+    results["lambdas"] = {m: chosen.get(m, float(getattr(cfg.baselines, k))) for m, k in LAMBDA_KEY.items()
+                          if m in cfg.train.methods}
     results["learned_level"] = cfg.eval.learned_level
     results["runs"] = [{k: s[k] for k in ("method", "seed", "R", "R_init", "checks", "alphas", "reused", "P", "F", "FWT")}
                        for s in summaries]

@@ -57,6 +57,11 @@ def _close_evaluators() -> None:
     _EVALUATORS.clear()
 
 
+def eval_goals(first: int, n: int) -> list[int]:
+    """The goal variations of an evaluation: n of Meta-World's 50, from `first` on (wrapping)."""
+    return [(first + i) % 50 for i in range(n)]
+
+
 def kind_of(method: str) -> str:
     return KIND.get(method, "dense")
 
@@ -400,11 +405,12 @@ class Trainer:
         """An evaluator of these environments, shared by every run of this process (building
         Meta-World environments is the slow part; an evaluator holds no state between runs)."""
         ec = self.cfg.eval
-        key = (envs, goals, self.cfg.data.max_steps, ec.workers, ec.stop_on_success)
+        first = ec.first_goal
+        key = (envs, goals, first, self.cfg.data.max_steps, ec.workers, ec.stop_on_success)
         if key not in _EVALUATORS:
             if not _EVALUATORS:
                 atexit.register(_close_evaluators)
-            _EVALUATORS[key] = Evaluator(list(envs), list(range(goals)), self.cfg.data.max_steps,
+            _EVALUATORS[key] = Evaluator(list(envs), eval_goals(first, goals), self.cfg.data.max_steps,
                                          workers=ec.workers, stop_on_success=ec.stop_on_success)
         return _EVALUATORS[key]
 
@@ -626,17 +632,18 @@ class Trainer:
         return sum(p.numel() for p in m.backbone.parameters())
 
 
-def run_name(method: str) -> str:
-    return method
+def run_name(method: str, label: str = "") -> str:
+    return f"{method}-{label}" if label else method
 
 
 def train(cfg: CompoFormerConfig, ctx: Context, method: str | None = None, seed: int | None = None,
-          loader=None, stop_after: int | None = None) -> dict:
-    """Train (or finish, with resume) one continual run; returns its summary."""
+          loader=None, stop_after: int | None = None, label: str = "") -> dict:
+    """Train (or finish, with resume) one continual run; returns its summary. `label` names
+    a variant's run directory (the λ sweep's validation runs)."""
     method = method or cfg.method
     seed = cfg.seed if seed is None else seed
     run_dir, resuming = resolve_run_dir(cfg.resume, cfg.runs_dir, ctx.slug, ctx.config_name,
-                                        run_name(method), seed)
+                                        run_name(method, label), seed)
     if resuming:
         check_same_config(run_dir, cfg, ("data.", "model.", "compo.", "baselines.", "train.iterations",
                                           "train.batch_size", "train.lr", "train.weight_decay",

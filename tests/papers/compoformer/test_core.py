@@ -127,3 +127,15 @@ def test_sequences():
     assert all(sorted(o) == sorted(cw10) and o != cw10 for o in orders)
     assert len({tuple(o) for o in orders}) == 3
     assert set(SENTENCES) == set(cw10)
+
+
+def test_lambda_sweep_choice_and_held_out_goals():
+    from papers.compoformer.reproduce import choose_lambda
+    from papers.compoformer.train import eval_goals
+
+    assert choose_lambda([5000.0, 50.0, 0.5], [0.2, 0.4, 0.3]) == 50.0
+    assert choose_lambda([5000.0, 50.0, 0.5], [0.4, 0.4, 0.1]) == 5000.0  # tie: the earlier value
+    assert choose_lambda([1.0], [0.0]) == 1.0
+    assert eval_goals(0, 3) == [0, 1, 2]
+    assert eval_goals(25, 4) == [25, 26, 27, 28]
+    assert eval_goals(48, 4) == [48, 49, 0, 1]  # Meta-World has 50 goal variations
