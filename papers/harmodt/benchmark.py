@@ -6,6 +6,12 @@
    same scripted policy (goal: ≥ 0.8 × cores × the bare rate);
 2. training iterations/s of each method at the config's model size;
 3. evaluator episodes/s with a (untrained) Decision Transformer acting, full-length episodes.
+
+    python -m papers.harmodt.benchmark --prompt-dt-check [--config small]
+
+is the slow-path check of issue 21 instead: Prompt-DT trained on near-optimal (expert-policy)
+reach-v3 data alone, for the config's per-task budget (train.iterations / number of tasks),
+then evaluated on eval.goals goals; it passes when the final success is ≥ 0.8.
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ import papers.harmodt
 from papers.harmodt.config import HarmoDTConfig
 from papers.harmodt.data import load_task_data
 from papers.harmodt.eval import RunEvaluation
-from papers.harmodt.train import Trainer
+from papers.harmodt.train import Trainer, train
+from shared.cli import Context
 from shared.cli import check_dir
 from shared.config import load_config
 from shared.offline_rl import task_set
@@ -50,6 +57,25 @@ def evaluation_rate(cfg: HarmoDTConfig, method: str) -> tuple[float, int]:
         evaluation.close()
 
 
+PROMPT_DT_LEVEL = 0.8  # the issue's bar for Prompt-DT on expert reach data within the small budget
+
+
+def prompt_dt_check(config: str, data_dir: str, runs_dir: str) -> dict:
+    """Prompt-DT on reach-v3 alone for the config's per-task budget: final success and pass."""
+    configs = Path(papers.harmodt.__file__).parent / "configs"
+    base = load_config(HarmoDTConfig, configs, config, [])
+    per_task = max(1, base.train.iterations // len(task_set(base.data.tasks)))
+    cfg = load_config(HarmoDTConfig, configs, config, [
+        f"data_dir={data_dir}", f"runs_dir={runs_dir}", "data.tasks=reach-v3", "data.unseen_tasks=''",
+        "data.qualities=[near-optimal]", f"train.iterations={per_task}",
+        f"train.warmup={min(base.train.warmup, per_task)}", f"eval.every={per_task}", "wandb=false"])
+    summary = train(cfg, Context("harmodt", f"{config}-prompt-dt-check", [], configs.parent),
+                    method="prompt-dt", quality="near-optimal", seed=0)
+    success = float(summary["final_success"])
+    return {"iterations": per_task, "episodes": cfg.eval.goals, "success": success,
+            "passes": success >= PROMPT_DT_LEVEL}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="small")
@@ -59,9 +85,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bare-steps", type=int, default=1000, help="env steps of the bare loop per task")
     parser.add_argument("--data-dir", default="", help="the training/evaluation datasets' cache "
                         "(default: a temporary one, generated here); generation is timed apart")
+    parser.add_argument("--prompt-dt-check", action="store_true",
+                        help=f"only the slow-path check: Prompt-DT on expert reach-v3 data reaches "
+                        f"≥ {PROMPT_DT_LEVEL:.0%} success within the config's per-task budget")
     args = parser.parse_args(argv)
     if args.data_dir:
         check_dir("data_dir", args.data_dir)
+    if args.prompt_dt_check:
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            out = prompt_dt_check(args.config, args.data_dir or tmp, tmp)
+        print(f"Prompt-DT, reach-v3 near-optimal, {out['iterations']} updates, {out['episodes']} "
+              f"episodes: final success {out['success']:.3f} — "
+              f"{'passes' if out['passes'] else 'FAILS'} (≥ {PROMPT_DT_LEVEL}); "
+              f"{time.perf_counter() - start:.0f} s")
+        return
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config(HarmoDTConfig, Path(papers.harmodt.__file__).parent / "configs", args.config,
                           [f"data_dir={args.data_dir or tmp}", f"data.workers={args.workers}",

@@ -131,6 +131,25 @@ def test_benchmark_runs_on_the_smoke_config(capsys, smoke_data_dir):
     assert "env steps/s" in out and "iterations/s" in out and "episodes/s" in out
 
 
+def test_the_prompt_dt_slow_path_check_trains_reach_alone_for_the_per_task_budget(capsys, smoke_data_dir,
+                                                                                  monkeypatch):
+    from papers.harmodt import benchmark
+
+    from shared.config import load_config
+    from shared.offline_rl import task_set
+
+    out = benchmark.prompt_dt_check("smoke", str(smoke_data_dir), str(smoke_data_dir / "check-runs"))
+    cfg = load_config(HarmoDTConfig, PAPER_DIR / "configs", "smoke", [])
+
+    assert out["iterations"] == max(1, cfg.train.iterations // len(task_set(cfg.data.tasks)))
+    assert out["episodes"] == cfg.eval.goals and 0.0 <= out["success"] <= 1.0
+    assert out["passes"] == (out["success"] >= benchmark.PROMPT_DT_LEVEL)
+    # the command line prints the verdict (a stub result: the training is tested above)
+    monkeypatch.setattr(benchmark, "prompt_dt_check", lambda *a: {**out, "success": 0.5, "passes": False})
+    benchmark.main(["--prompt-dt-check", "--config", "smoke"])
+    assert "final success 0.500 — FAILS (≥ 0.8)" in capsys.readouterr().out
+
+
 def test_paper_config_is_the_papers_mt50_setting():
     from shared.config import load_config
 
