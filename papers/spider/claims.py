@@ -13,6 +13,10 @@ Per downstream task, four claims:
 4. the soft mask (released code) is at least as good as the hard mask (paper text) in H:
    non-inferior at margin MIN_EFFECT.
 
+H is the one the results' task tables carry: on the tiny model the relative H of `reproduce`
+(upstream as a % of the pre-trained model's, downstream as a % of full FT's;
+`pipeline.relative_h`), on the paper path the paper's H of the raw scores.
+
 MIN_EFFECT is one point on the 0-100 scales (accuracy %, CIDEr-D × 100, H): the paper
 publishes no machine-readable numbers (papers/spider.md), so the smallest effect of interest
 is ours, about two of the 200 downstream test questions.

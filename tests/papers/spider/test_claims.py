@@ -174,3 +174,29 @@ def test_loss_curve_bins_steps_and_counts_a_relogged_step_once():
     assert curve == pytest.approx([1.5, 3.5, 5.5, 7.5, 9.5, 11.5, 13.5, 15.5, 17.5, 19.5])
     few = [{"step": s, "train/loss": float(s)} for s in range(1, 4)]
     assert claims.loss_curve(few, bins=10) == [1.0, 2.0, 3.0]  # fewer steps than bins: every step
+
+
+def test_relative_h_puts_both_scores_on_the_share_of_their_reference():
+    """H of the upstream score as a % of the pre-trained model's and the downstream score as a
+    % of full FT's: CIDEr × 100 of 160 no longer swamps an accuracy of 40 (the paper's H of
+    the raw scores is nearly 2 × upstream)."""
+    from papers.spider.reproduce import rescale_h
+
+    assert pipeline.relative_h(40.0, 160.0, 50.0, 200.0) == pytest.approx(80.0)  # 80 % and 80 %
+    assert pipeline.relative_h(25.0, 160.0, 50.0, 160.0) == pytest.approx(2 * 50 * 100 / 150)
+    assert pipeline.relative_h(50.0, 0.0, 50.0, 160.0) == 0.0  # the pre-trained model: nothing learned
+    assert pipeline.harmonic(40.0, 160.0) == pytest.approx(64.0)  # the paper's H of the raw scores
+    with pytest.raises(ValueError):
+        pipeline.relative_h(40.0, 160.0, 0.0, 160.0)
+    r = {"upstream": 40.0, "downstream": 160.0, "H": 64.0}
+    rescale_h(r, 50.0, 200.0)
+    rescale_h(r, 50.0, 200.0)  # idempotent
+    assert r["H"] == pytest.approx(80.0) and r["H_raw"] == pytest.approx(64.0)
+    for u_ref, d_ref in ((None, 200.0), (50.0, None), (50.0, 0.0)):  # no usable reference: the raw H
+        r = {"upstream": 40.0, "downstream": 160.0}
+        rescale_h(r, u_ref, d_ref)
+        assert r["H"] == r["H_raw"] == pytest.approx(64.0)
+    # +4 upstream points at a cost of 10 CIDEr points: the raw H rewards it about twice as much
+    a, b = (40.0, 160.0), (44.0, 150.0)
+    assert pipeline.relative_h(*b, 53.5, 160.0) - pipeline.relative_h(*a, 53.5, 160.0) < \
+        pipeline.harmonic(*b) - pipeline.harmonic(*a)
