@@ -12,7 +12,7 @@ from shared.config import load_config, numeric_fields_without_range
 CONFIGS = Path(papers.neuron.__file__).parent / "configs"
 
 
-@pytest.mark.parametrize("name", ["smoke", "small", "paper"])
+@pytest.mark.parametrize("name", ["smoke", "small", "paper", "paper_ntu120", "paper_pkummd", "paper_ablation"])
 def test_configs_load(name):
     cfg = load_config(NeuronExperimentConfig, CONFIGS, name, [])
     assert cfg.neuron.prefixes[-1] == cfg.encoder.out_frames
@@ -27,6 +27,31 @@ def test_paper_config_is_ntu60_with_the_released_split_and_sizes():
     # schedules in steps: the paper's epochs × ~575 steps per epoch
     assert (cfg.encoder.steps, cfg.encoder.milestones) == (110 * 575, [60 * 575, 80 * 575, 100 * 575])
     assert (cfg.train.steps, cfg.train.milestones) == (30 * 575, [4 * 575, 20 * 575])
+
+
+@pytest.mark.parametrize("name,source,lists", [
+    ("paper_ntu120", "ntu120", [[4, 13, 37, 43, 49, 65, 88, 95, 99, 106],
+                                [5, 9, 11, 16, 18, 20, 22, 29, 35, 39, 45, 49, 59, 68, 70, 81, 84, 87, 93,
+                                 94, 104, 113, 114, 119]]),
+    ("paper_pkummd", "pkummd", [[1, 9, 20, 34, 50], [3, 7, 11, 15, 19, 21, 25, 31, 33, 36, 43, 48]]),
+    ("paper_ablation", "ntu60", [[4, 19, 31, 47, 51], [12, 29, 32, 44, 59], [7, 20, 28, 39, 58]]),
+])
+def test_the_other_paper_configs_have_the_released_splits(name, source, lists):
+    cfg = load_config(NeuronExperimentConfig, CONFIGS, name, [])
+    assert cfg.data.source == source and cfg.experiment.unseen_lists == lists
+    assert cfg.encoder.blocks == [4, 3, 3] and cfg.encoder.spatial_bn == "joint" and cfg.encoder.width == 256
+    assert cfg.train.steps == 30 * (cfg.encoder.steps // 110)  # both in steps from one steps-per-epoch
+    if name == "paper_ablation":  # full Neuron and every ablation on the authors' three 55/5 splits
+        assert cfg.experiment.methods == ["neuron"] and len(cfg.experiment.ablations) == 5
+    else:
+        assert cfg.experiment.ablations == []
+
+
+def test_paper_uses_shift_gcn_bn_and_small_pins_the_probed_encoder():
+    paper = load_config(NeuronExperimentConfig, CONFIGS, "paper", [])
+    small = load_config(NeuronExperimentConfig, CONFIGS, "small", [])
+    assert paper.encoder.spatial_bn == "joint" and small.encoder.spatial_bn == "channel"
+    assert small.tune.extend >= 1 and small.experiment.unseen_sizes == [12]
 
 
 def test_bad_config_values_are_user_errors():

@@ -262,3 +262,29 @@ def test_extract_features(tmp_path):
     aug5 = extract_features(model, data, cfg, batch_size=5)
     assert not torch.equal(aug5, feats)
     assert torch.equal(aug5, extract_features(model, data, cfg, batch_size=7))  # fixed per sequence
+
+
+# -- Shift-GCN's spatial batch norm ---------------------------------------------------------
+def test_spatial_bn_per_joint_and_channel_as_shift_gcn_or_per_channel():
+    from papers.neuron.encoder import ShiftGraphConv
+
+    assert EncoderConfig().spatial_bn == "joint"  # the default is the paper's
+    joint, channel = ShiftGraphConv(4, 6, spatial_bn="joint"), ShiftGraphConv(4, 6, spatial_bn="channel")
+    assert joint.bn.num_features == 25 * 6 and channel.bn.num_features == 6
+    y = torch.randn(3, 5, 25, 6) * torch.arange(1, 26.0)[:, None] + torch.arange(25.0)[:, None]
+    joint.bn.train()
+    out = joint.bn(y)  # every (joint, channel) column normalised over batch × time
+    flat = y.reshape(-1, 25, 6)
+    want = (flat - flat.mean(0)) / torch.sqrt(flat.var(0, unbiased=False) + joint.bn.eps)
+    torch.testing.assert_close(out.reshape(-1, 25, 6), want, atol=1e-5, rtol=1e-5)
+    channel.bn.train()
+    per_channel = channel.bn(y).reshape(-1, 6)  # one statistic per channel over joints as well
+    torch.testing.assert_close(per_channel.mean(0), torch.zeros(6), atol=1e-5, rtol=0)
+    assert not torch.allclose(channel.bn(y), out, atol=1e-3)
+    with pytest.raises(ValueError, match="spatial_bn"):
+        ShiftGraphConv(4, 6, spatial_bn="frame")
+    model = build_encoder(EncoderConfig(width=16, spatial_bn="channel"), num_classes=7)
+    assert {m.gcn.bn.num_features for m in model.layers} == {4, 8, 16}
+    model = build_encoder(EncoderConfig(width=16), num_classes=7)
+    assert {m.gcn.bn.num_features for m in model.layers} == {25 * 4, 25 * 8, 25 * 16}
+    assert model(torch.randn(2, 3, 64, 25, 2)).shape == (2, 7)
