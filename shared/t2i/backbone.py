@@ -89,17 +89,22 @@ class PixelBackbone(Backbone):
 
 
 def build_unet(image_size: int, block_out_channels: list[int], layers_per_block: int,
-               attention_head_dim: int, cross_attention_dim: int, channels: int = 3) -> UNet2DConditionModel:
-    """A UNet with cross-attention only at the lowest resolution and in the mid block,
-    `attention_head_dim` channels per head, GroupNorm groups gcd(8, widths). Randomly
-    initialised from torch's global RNG: seed it first."""
+               attention_head_dim: int, cross_attention_dim: int, channels: int = 3,
+               cross_attention_levels: int = 1) -> UNet2DConditionModel:
+    """A UNet with cross-attention in the mid block and at the `cross_attention_levels` lowest
+    resolutions (1: the lowest only; len(block_out_channels): every resolution, down to the
+    full image size), `attention_head_dim` channels per head, GroupNorm groups gcd(8, widths).
+    Randomly initialised from torch's global RNG: seed it first."""
     widths = list(block_out_channels)
-    plain = len(widths) - 1
+    if not 1 <= cross_attention_levels <= len(widths):
+        raise ValueError(f"cross_attention_levels={cross_attention_levels}: needs 1 to "
+                         f"{len(widths)} (the number of resolutions)")
+    plain = len(widths) - cross_attention_levels
     return UNet2DConditionModel(
         sample_size=image_size, in_channels=channels, out_channels=channels,
         block_out_channels=widths, layers_per_block=layers_per_block,
-        down_block_types=("DownBlock2D",) * plain + ("CrossAttnDownBlock2D",),
-        up_block_types=("CrossAttnUpBlock2D",) + ("UpBlock2D",) * plain,
+        down_block_types=("DownBlock2D",) * plain + ("CrossAttnDownBlock2D",) * cross_attention_levels,
+        up_block_types=("CrossAttnUpBlock2D",) * cross_attention_levels + ("UpBlock2D",) * plain,
         # diffusers reads `attention_head_dim` as the number of heads (its naming quirk).
         attention_head_dim=[max(1, w // attention_head_dim) for w in widths],
         cross_attention_dim=cross_attention_dim, norm_num_groups=math.gcd(8, *widths),

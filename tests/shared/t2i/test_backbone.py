@@ -40,6 +40,24 @@ def test_unet_cross_attends_only_at_the_lowest_resolution(backbone):
     assert unet.config.norm_num_groups == 8 and list(unet.config.attention_head_dim) == [1, 2]
 
 
+def test_cross_attention_can_reach_every_resolution_and_the_default_is_unchanged():
+    kw = dict(layers_per_block=1, attention_head_dim=8, cross_attention_dim=16)
+    torch.manual_seed(0)
+    default = bb.build_unet(8, [8, 16, 16], **kw)
+    torch.manual_seed(0)
+    one = bb.build_unet(8, [8, 16, 16], cross_attention_levels=1, **kw)
+    assert all(torch.equal(a, b) for a, b in zip(default.state_dict().values(), one.state_dict().values()))
+    full = bb.build_unet(8, [8, 16, 16], cross_attention_levels=3, **kw)
+    assert [type(b) for b in full.down_blocks] == [CrossAttnDownBlock2D] * 3
+    assert [type(b).__name__ for b in full.up_blocks] == ["CrossAttnUpBlock2D"] * 3
+    two = bb.build_unet(8, [8, 16, 16], cross_attention_levels=2, **kw)
+    assert [type(b) for b in two.down_blocks] == [DownBlock2D, CrossAttnDownBlock2D, CrossAttnDownBlock2D]
+    assert [type(b).__name__ for b in two.up_blocks] == ["CrossAttnUpBlock2D"] * 2 + ["UpBlock2D"]
+    for bad in (0, 4):
+        with pytest.raises(ValueError, match="cross_attention_levels"):
+            bb.build_unet(8, [8, 16, 16], cross_attention_levels=bad, **kw)
+
+
 def test_scheduler_is_trailing_epsilon_ddim(backbone):
     config = backbone.scheduler.config
     assert config.timestep_spacing == "trailing" and config.prediction_type == "epsilon"
