@@ -55,6 +55,7 @@ class ModelConfig:
     block_out_channels: list[int] = nums([32, 64], ge=1)  # UNet widths per resolution
     layers_per_block: int = num(1, ge=1)  # ResNet layers per UNet block
     attention_head_dim: int = num(8, ge=1)  # UNet attention head width
+    cross_attention_levels: int = num(1, ge=1)  # tiny model: resolutions with cross-attention, from the lowest (1 = lowest only; len(block_out_channels) = every one, for composing the trigger's elements in place)
     skip: bool = False  # tiny model: ε̂ = √ᾱ·F + √(1−ᾱ)·x_t [recon] (model.py); false = the plain ε-UNet of the recorded run
     beta_schedule: str = choice("scaled_linear", "scaled_linear", "linear")  # SD's schedule (linear 1e-4..0.02 saturated our few-step samples)
     beta_start: float = num(0.00085, gt=0, lt=1)  # first beta (SD's)
@@ -178,6 +179,10 @@ class CopyrightShieldConfig(Common):
         widths = self.model.block_out_channels
         if not widths or any(not isinstance(w, int) or w < 1 for w in widths):
             return  # the range check reports it
+        levels = self.model.cross_attention_levels
+        if isinstance(levels, int) and levels > len(widths):
+            raise ValueError(f"model.cross_attention_levels={levels} must be at most the number of "
+                             f"resolutions, len(model.block_out_channels)={len(widths)}")
         down = 2 ** (len(widths) - 1)
         if self.model.name == "tiny" and isinstance(self.data.image_size, int) and self.data.image_size % down:
             raise ValueError(f"data.image_size={self.data.image_size} must be a multiple of {down} "

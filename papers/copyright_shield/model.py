@@ -81,7 +81,8 @@ def new_backbone(cfg: CopyrightShieldConfig, words: list[str] | None = None) -> 
     tokenizer = build_tokenizer(vocabulary() if words is None else words, cfg.text.max_length)
     m = cfg.model
     unet = build_unet(cfg.data.image_size, m.block_out_channels, m.layers_per_block,
-                      m.attention_head_dim, cross_attention_dim=cfg.text.hidden)
+                      m.attention_head_dim, cross_attention_dim=cfg.text.hidden,
+                      cross_attention_levels=m.cross_attention_levels)
     text_encoder = build_text_encoder(tokenizer, cfg.text.hidden, cfg.text.layers, cfg.text.heads)
     backbone = PixelBackbone(unet, text_encoder, tokenizer, build_scheduler(m.beta_schedule, m.beta_start, m.beta_end))
     if m.skip:
@@ -101,7 +102,10 @@ def base_data(cfg: CopyrightShieldConfig, avoid: frozenset) -> tuple[torch.Tenso
 
 
 def base_key(cfg: CopyrightShieldConfig, avoid: frozenset) -> str:
-    return cache_key(data=cfg.data.image_size, text=asdict(cfg.text), model=asdict(cfg.model),
+    model = asdict(cfg.model)
+    if model["cross_attention_levels"] == 1:  # the default: the key of the bases built before the option
+        del model["cross_attention_levels"]
+    return cache_key(data=cfg.data.image_size, text=asdict(cfg.text), model=model,
                      base=asdict(cfg.base), dropout=cfg.train.caption_dropout, avoid=sorted(avoid), vocab=vocabulary(),
                      versions=package_versions(("torch", "diffusers", "transformers")))
 

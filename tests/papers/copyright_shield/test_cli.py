@@ -16,9 +16,38 @@ SLUG = "copyright_shield"
     (["model.name=stable-diffusion"], "model.path"),
     (["data.image_size=17"], "data.image_size"),
     (["text.hidden=15"], "text.hidden"),
+    (["model.cross_attention_levels=0"], "model.cross_attention_levels"),
+    (["model.cross_attention_levels=3"], "model.cross_attention_levels"),
 ])
 def test_user_mistakes_are_one_line(one_line_error, args, needle):
     assert needle in one_line_error(SLUG, "train", args)
+
+
+def test_cross_attention_levels_reach_the_tiny_unet_and_the_default_keeps_the_base_key(tmp_path):
+    from diffusers.models.unets.unet_2d_blocks import CrossAttnDownBlock2D
+
+    from papers.copyright_shield.model import base_key, new_backbone
+    from tests.papers.copyright_shield.conftest import smoke_config
+
+    one, two = smoke_config(tmp_path), smoke_config(tmp_path, "model.cross_attention_levels=2")
+    assert len(one.model.block_out_channels) == 2
+    unet = new_backbone(two).unet
+    unet = getattr(unet, "inner", unet)  # under model.skip the UNet is wrapped
+    assert [type(b) for b in unet.down_blocks] == [CrossAttnDownBlock2D, CrossAttnDownBlock2D]
+    # another architecture is another cached base; the default's key is the one computed
+    # without the field, so bases built before the option are still found
+    assert base_key(one, frozenset()) != base_key(two, frozenset())
+    assert base_key(one, frozenset()) == _key_without_field(one)
+
+
+def _key_without_field(cfg):
+    import dataclasses
+
+    from papers.copyright_shield import model as m
+    fields = {k: v for k, v in dataclasses.asdict(cfg.model).items() if k != "cross_attention_levels"}
+    return m.cache_key(data=cfg.data.image_size, text=dataclasses.asdict(cfg.text), model=fields,
+                       base=dataclasses.asdict(cfg.base), dropout=cfg.train.caption_dropout, avoid=[],
+                       vocab=m.vocabulary(), versions=m.package_versions(("torch", "diffusers", "transformers")))
 
 
 def test_sscd_file_that_does_not_exist_is_one_line(one_line_error, tmp_path):
