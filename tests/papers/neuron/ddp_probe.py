@@ -37,7 +37,7 @@ def fake_data(classes: int = 3, per_class: int = 8) -> tuple[np.ndarray, np.ndar
 def train(accelerator) -> tuple[dict, list]:
     x, length, y = fake_data()
     torch.manual_seed(0)
-    model = build_encoder(EncoderConfig(width=8, in_frames=16, out_frames=4), 3).double()
+    model = build_encoder(EncoderConfig(width=8, in_frames=16, out_frames=4, spatial_bn="channel"), 3).double()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True,
                                 weight_decay=1e-4)
     gen = torch.Generator().manual_seed(5)
