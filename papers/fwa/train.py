@@ -131,7 +131,7 @@ class SWABranch:
     constant at `swa_lr`), and the uniform average of its epoch ends is the `swa` output. The
     main run, and every other method read off it, is untouched."""
 
-    def __init__(self, trainer: "Trainer") -> None:
+    def __init__(self, trainer: Trainer) -> None:
         tc = trainer.tc
         model = copy.deepcopy(trainer.net)
         optimizer = torch.optim.SGD(model.parameters(), lr=trainer.scheduler.get_last_lr()[0],

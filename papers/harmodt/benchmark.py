@@ -27,8 +27,7 @@ from papers.harmodt.config import HarmoDTConfig
 from papers.harmodt.data import load_task_data
 from papers.harmodt.eval import RunEvaluation
 from papers.harmodt.train import Trainer, train
-from shared.cli import Context
-from shared.cli import check_dir
+from shared.cli import Context, check_dir
 from shared.config import load_config
 from shared.offline_rl import task_set
 from shared.offline_rl.benchmark import bare_step_rate, generation_rate

@@ -32,7 +32,6 @@ def key(steps: int) -> str:
 
 class Evaluator:
     def __init__(self, cfg: SDPOExperimentConfig, trainer) -> None:
-        from papers.sdpo.prompts import prompt_set
 
         self.cfg, self.trainer = cfg, trainer
         heldout = eval_prompts(cfg.sample.prompts, cfg.eval.split)

@@ -134,7 +134,6 @@ def test_benchmark_runs_on_the_smoke_config(capsys, smoke_data_dir):
 def test_the_prompt_dt_slow_path_check_trains_reach_alone_for_the_per_task_budget(capsys, smoke_data_dir,
                                                                                   monkeypatch):
     from papers.harmodt import benchmark
-
     from shared.config import load_config
     from shared.offline_rl import task_set
 

@@ -135,3 +135,17 @@ def test_ablations_may_be_switched_off():
     cfg = load_config(NeuronExperimentConfig, CONFIGS, "smoke",
                       ["experiment.ablations=[]", "experiment.ablation_sizes=[7]"])
     assert cfg.experiment.ablations == []
+
+
+def test_several_processes_with_the_per_joint_channel_bn_are_refused_in_one_line(monkeypatch):
+    # data-parallel pre-training is verified only with the per-channel BN (README open item)
+    import types
+
+    import shared.device
+    from papers.neuron import pipeline
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(shared.device, "make_accelerator", lambda *a: types.SimpleNamespace(num_processes=2))
+    joint = load_config(NeuronExperimentConfig, CONFIGS, "small", ["encoder.spatial_bn=joint"])
+    with pytest.raises(UserError, match="spatial_bn=channel"):
+        pipeline.distributed_encoders(joint, [])
