@@ -242,9 +242,9 @@ def notes(cfg: CompoFormerConfig) -> list[str]:
 
 
 def sweep_results_table(cfg: CompoFormerConfig, sweep: dict) -> dict:
-    rows = [[m, v, p, f, l, "yes" if v == rec["chosen"] else ""]
+    rows = [[m, v, p, f, n, "yes" if v == rec["chosen"] else ""]
             for m, rec in sweep.items()
-            for v, p, f, l in zip(rec["values"], rec["P"], rec["F"], rec["learned"])]
+            for v, p, f, n in zip(rec["values"], rec["P"], rec["F"], rec["learned"])]
     return {"title": f"λ sweep: validation runs (seed {cfg.sweep.seed}, held-out goal variations "
                      f"{cfg.sweep.first_goal}..{cfg.sweep.first_goal + cfg.eval.goals - 1}); the best validation P is used",
             "columns": ["method", "λ", "validation P", "validation F", "tasks learned", "chosen"], "rows": rows}

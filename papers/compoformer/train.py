@@ -29,7 +29,13 @@ from papers.compoformer.embed import task_embeddings
 from papers.compoformer.model import ContinualDT
 from papers.compoformer.stream import StageStream
 from papers.compoformer.tasks import sequence
-from shared.checkpoint import latest_checkpoint, load_checkpoint, prefixed, save_checkpoint, unprefixed
+from shared.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    prefixed,
+    save_checkpoint,
+    unprefixed,
+)
 from shared.cli import Context
 from shared.config import to_dict
 from shared.device import resolve_device
@@ -38,7 +44,14 @@ from shared.offline_rl.dt import action_loss
 from shared.offline_rl.masks import restore_masked_out
 from shared.offline_rl.policy import DTPolicy
 from shared.offline_rl.segments import Normaliser, SegmentSampler, to_torch
-from shared.runs import check_same_config, is_done, mark_done, read_summary, resolve_run_dir, write_run_info
+from shared.runs import (
+    check_same_config,
+    is_done,
+    mark_done,
+    read_summary,
+    resolve_run_dir,
+    write_run_info,
+)
 from shared.seeding import rng_state, seed_everything, set_rng_state
 from shared.tracking import Tracker, progress
 
@@ -603,7 +616,12 @@ class Trainer:
             bar.close()
 
     def summary(self) -> dict:
-        from papers.compoformer.metrics import forgetting, forward_transfer, p_over_stages, performance
+        from papers.compoformer.metrics import (
+            forgetting,
+            forward_transfer,
+            p_over_stages,
+            performance,
+        )
 
         mtl = self.method == "mtl"
         r = self.r

@@ -3,7 +3,6 @@ resume in the middle of the sequence."""
 
 import json
 
-import numpy as np
 import pytest
 import torch
 
@@ -36,14 +35,14 @@ def trained(tmp_path_factory, smoke_data_dir):
                            "train.iterations=4", "compo.warmup=0.25", "compo.finetune=0.25",
                            "eval.every=100")
         base = default_loader(cfg)
-        calls = []
-        trainer = None
+        calls, holder = [], []  # the trainer is built after its loader, which reads its stage
 
-        def loader(stage, base=base, calls=calls):
-            calls.append((trainer.stage, stage))
+        def loader(stage, base=base, calls=calls, holder=holder):
+            calls.append((holder[0].stage, stage))
             return base(stage)
 
         trainer = Trainer(cfg, method, 0, loader)
+        holder.append(trainer)
         snaps = []
         run_dir = root / method
         run_dir.mkdir()
